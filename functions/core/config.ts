@@ -1,0 +1,124 @@
+/**
+ * The configuration model (tvm.yaml): its schema and the checks that span fields.
+ * Loading from disk lives in functions/shared/load-config.ts; this file is pure.
+ */
+import { z } from 'zod';
+import { NAME, vendorSchema } from './vendor-config.js';
+
+/** STS bounds a chained AssumeRole to [900, 3600] seconds. */
+export const MIN_DURATION_SECONDS = 900;
+export const MAX_DURATION_SECONDS = 3600;
+
+const LOCAL_HTTP = /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?(\/|$)/;
+
+const issuerUrl = z
+  .string()
+  .url()
+  .refine((u) => u.startsWith('https://') || LOCAL_HTTP.test(u), {
+    message: 'must be https (http only for 127.0.0.1 or localhost)',
+  });
+
+const ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+export const issuerSchema = z
+  .object({
+    name: z.string().regex(NAME, 'must match [a-z0-9-]+'),
+    issuer: issuerUrl,
+    audiences: z.array(z.string().min(1)).min(1, 'must list at least one audience'),
+    jwksUri: issuerUrl.optional(),
+    algorithms: z
+      .array(z.enum(ALGS, { errorMap: () => ({ message: `must be one of ${ALGS.join(', ')} (never none or HS*)` }) }))
+      .min(1)
+      .default(['RS256', 'ES256']),
+    maxTokenAgeSeconds: z.number().int().positive().optional(),
+    singleUse: z.boolean().default(false),
+  })
+  .strict();
+
+const policyStatement = z
+  .object({
+    Sid: z.string().optional(),
+    Effect: z.enum(['Allow', 'Deny']),
+    Action: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    NotAction: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    Resource: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    NotResource: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    Condition: z.record(z.record(z.union([z.string(), z.array(z.string()), z.boolean(), z.number()]))).optional(),
+  })
+  .strict()
+  .refine((s) => (s.Action === undefined) !== (s.NotAction === undefined), { message: 'needs exactly one of Action or NotAction' })
+  .refine((s) => (s.Resource === undefined) !== (s.NotResource === undefined), {
+    message: 'needs exactly one of Resource or NotResource',
+  });
+
+export const policyDocumentSchema = z
+  .object({
+    Version: z.literal('2012-10-17'),
+    Id: z.string().optional(),
+    Statement: z.array(policyStatement).min(1),
+  })
+  .strict();
+
+export const grantSchema = z
+  .object({
+    name: z.string().regex(NAME, 'must match [a-z0-9-]+'),
+    roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'must be an IAM role ARN'),
+    durationSeconds: z
+      .object({
+        default: z.number().int().min(MIN_DURATION_SECONDS).max(MAX_DURATION_SECONDS),
+        max: z.number().int().min(MIN_DURATION_SECONDS).max(MAX_DURATION_SECONDS),
+      })
+      .strict()
+      .refine((d) => d.default <= d.max, { message: 'default must not exceed max' })
+      .default({ default: 900, max: 3600 }),
+    sessionPolicy: policyDocumentSchema,
+    sessionTags: z.record(z.string().regex(/^[\w.:/=+@-]{1,128}$/, 'tag key'), z.string().max(256)).optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    issuers: z.array(issuerSchema).min(1, 'must list at least one issuer'),
+    grants: z.array(grantSchema).default([]),
+    vendors: z.array(vendorSchema).default([]),
+    policies: z.string().default('./policies'),
+    leases: z
+      .object({
+        retentionDays: z.number().int().min(1).max(3650).default(90),
+        pendingTimeoutSeconds: z.number().int().min(30).max(3600).default(300),
+      })
+      .strict()
+      .default({}),
+    local: z
+      .object({
+        roles: z.record(z.string(), policyDocumentSchema).default({}),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export type IssuerConfig = z.infer<typeof issuerSchema>;
+export type GrantConfig = z.infer<typeof grantSchema>;
+export type PolicyDocument = z.infer<typeof policyDocumentSchema>;
+
+/** The loaded configuration: the YAML plus the Cedar policies it points at, keyed by `@id`. */
+export type TvmConfig = z.infer<typeof configSchema> & {
+  /** Cedar policies keyed by their `@id`, with the file each came from. */
+  cedar: { id: string; file: string; text: string }[];
+  /** The file the config came from (for messages). */
+  source: string;
+};
+
+/** One problem found in the config: the file, the path inside it, what is wrong. */
+export interface ConfigProblem {
+  file: string;
+  path: string;
+  message: string;
+}
+
+export function formatPath(path: (string | number)[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${p}` : p;
+  return out || '(root)';
+}

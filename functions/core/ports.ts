@@ -1,0 +1,149 @@
+/**
+ * The ports: what the use cases need from the world. Adapters implement them (one file per
+ * technology in functions/adapters); tests pass small fakes.
+ */
+import type { JWTVerifyGetKey } from 'jose';
+
+export type LeaseStatus = 'pending' | 'active' | 'revoked' | 'expired' | 'failed';
+
+/** One entry of a lease's history. `at` is ISO-8601. Never carries a secret. */
+export interface LeaseEvent {
+  at: string;
+  type: string;
+  by?: string;
+  reason?: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface RequestContext {
+  task?: string;
+  tool?: string;
+  sensitivity?: 'public' | 'internal' | 'confidential' | 'restricted';
+  environment?: string;
+}
+
+/** The record of one issuance. Stores exactly what its revocation needs; no secret. */
+export interface Lease {
+  leaseId: string;
+  status: LeaseStatus;
+  principal: string;
+  issuer: string;
+  sub: string;
+  grant: string;
+  roleArn: string;
+  sessionName: string;
+  sourceIdentity: string;
+  accessKeyId?: string;
+  context: RequestContext;
+  decision: string[];
+  tokenSha256: string;
+  durationSeconds: number;
+  /** ISO-8601. */
+  issuedAt: string;
+  /** ISO-8601; for a pending lease, the latest the session could expire. */
+  expiresAt: string;
+  revokedAt?: string;
+  revokeReason?: string;
+  revokedBy?: string;
+  /** Epoch seconds: DynamoDB TTL deletes the record after this (retention past expiresAt). */
+  ttl: number;
+  events: LeaseEvent[];
+}
+
+export interface LeaseQuery {
+  principal?: string;
+  grant?: string;
+  issuer?: string;
+  status?: LeaseStatus;
+  limit?: number;
+}
+
+export interface LeaseStore {
+  /** Writes a new pending lease; fails if the id exists. */
+  createPending(lease: Lease): Promise<void>;
+  /** pending → active with the key id and the session's real expiry. */
+  activate(leaseId: string, accessKeyId: string, expiresAt: string, event: LeaseEvent): Promise<Lease>;
+  /** pending → failed. */
+  fail(leaseId: string, event: LeaseEvent): Promise<void>;
+  get(leaseId: string): Promise<Lease | undefined>;
+  list(query: LeaseQuery): Promise<Lease[]>;
+  /**
+   * Moves a lease from one of `from` to `to`, setting `fields` and appending `event`.
+   * Answers the updated lease, or undefined when the lease was not in one of `from`.
+   */
+  transition(
+    leaseId: string,
+    from: LeaseStatus[],
+    to: LeaseStatus,
+    fields: Partial<Pick<Lease, 'revokedAt' | 'revokeReason' | 'revokedBy'>>,
+    event: LeaseEvent,
+  ): Promise<Lease | undefined>;
+  /** Leases in `pending` or `active` whose due time (expiry, or the pending bound) is ≤ `dueBy` (epoch s). */
+  listDue(dueBy: number, cursor?: string, limit?: number): Promise<{ leases: Lease[]; cursor?: string }>;
+  /** Every `pending` or `active` lease, paged (bulk revocation). */
+  listLive(cursor?: string, limit?: number): Promise<{ leases: Lease[]; cursor?: string }>;
+}
+
+/** Single-use token guard: accepts each key once until `expiresAtEpoch`. */
+export interface ReplayGuard {
+  /** Resolves true the first time, false on a replay. */
+  claim(key: string, expiresAtEpoch: number): Promise<boolean>;
+}
+
+export interface AssumeRoleInput {
+  roleArn: string;
+  sessionName: string;
+  sourceIdentity: string;
+  durationSeconds: number;
+  policy: string;
+  tags: Record<string, string>;
+}
+
+export interface IssuedCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  /** ISO-8601. */
+  expiration: string;
+  assumedRoleArn?: string;
+  assumedRoleId?: string;
+}
+
+export interface CredentialIssuer {
+  assumeRole(input: AssumeRoleInput): Promise<IssuedCredentials>;
+}
+
+/** A decision by the policy engine: `allow` and the ids of the policies that decided. */
+export interface Decision {
+  allow: boolean;
+  policyIds: string[];
+  errors: string[];
+}
+
+export interface AuthzRequest {
+  principal: { issuer: string; iss: string; sub: string; claims: Record<string, unknown> };
+  action: 'vend' | 'broker' | 'revoke';
+  resource: { type: 'Grant' | 'Vendor'; id: string };
+  context: Record<string, unknown>;
+}
+
+export interface PolicyEngine {
+  decide(request: AuthzRequest): Decision;
+}
+
+/** Resolves the jose key source of a configured issuer (remote JWKS, cached). */
+export type KeyResolver = (issuerName: string) => JWTVerifyGetKey;
+
+/** The audit sink: one structured event per request and per state change. */
+export interface Audit {
+  event(type: string, fields: Record<string, unknown>): void;
+}
+
+export interface Clock {
+  /** Epoch milliseconds. */
+  now(): number;
+}
+
+export interface IdGenerator {
+  leaseId(): string;
+}
