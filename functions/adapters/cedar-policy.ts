@@ -1,0 +1,127 @@
+/**
+ * Cedar as the policy engine: policies and schema are checked at load, preparsed once, and each
+ * decision uses the stateful API (no re-parsing on the hot path). Deny by default.
+ */
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type { ConfigProblem, TvmConfig } from '../core/config.js';
+import type { AuthzRequest, Decision, PolicyEngine } from '../core/ports.js';
+
+const CONTEXT_COMMON = 'task?: String, tool?: String, sensitivity?: String, environment?: String, sourceIp?: ipaddr';
+
+/**
+ * The entity model of SPEC.md. `claims` is declared as an empty record: claims differ per issuer
+ * and Cedar's schema cannot express an open record, so accesses into `claims` are not type-checked
+ * (see `validatePolicies`); everything else is validated strictly.
+ */
+export const CEDAR_SCHEMA = `namespace Tvm {
+  type Claims = {};
+  entity Workload = { issuer: String, iss: String, sub: String, claims: Claims };
+  entity Grant;
+  entity Vendor;
+  action vend appliesTo { principal: [Workload], resource: [Grant], context: { ${CONTEXT_COMMON}, durationSeconds: Long } };
+  action revoke appliesTo { principal: [Workload], resource: [Grant], context: { ${CONTEXT_COMMON} } };
+  action broker appliesTo { principal: [Workload], resource: [Vendor], context: { ${CONTEXT_COMMON}, method: String, path: String } };
+}`;
+
+const SENSITIVITY = new Set(['public', 'internal', 'confidential', 'restricted']);
+
+function policyRecord(config: Pick<TvmConfig, 'cedar'>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of config.cedar) out[p.id] = p.text;
+  return out;
+}
+
+function snippet(text: string, err: cedar.DetailedError): string {
+  const loc = err.sourceLocations?.[0];
+  return loc ? text.slice(loc.start, loc.end) : '';
+}
+
+/**
+ * Parses and validates every policy against the schema. Problems name the policy's file and id.
+ * `notes` lists what could not be checked (attribute accesses into the open `claims` record).
+ */
+export function validatePolicies(config: Pick<TvmConfig, 'cedar'>): { problems: ConfigProblem[]; notes: string[] } {
+  const problems: ConfigProblem[] = [];
+  const notes: string[] = [];
+  const byId = new Map(config.cedar.map((p) => [p.id, p]));
+  for (const p of config.cedar) {
+    const parsed = cedar.checkParsePolicySet({ staticPolicies: { [p.id]: p.text } });
+    if (parsed.type === 'failure') {
+      for (const e of parsed.errors) problems.push({ file: p.file, path: `@id("${p.id}")`, message: `Cedar: ${e.message}` });
+    }
+  }
+  if (problems.length) return { problems, notes };
+  const answer = cedar.validate({ schema: CEDAR_SCHEMA, policies: { staticPolicies: policyRecord(config) } });
+  if (answer.type === 'failure') {
+    for (const e of answer.errors) problems.push({ file: '(cedar schema)', path: '(schema)', message: e.message });
+    return { problems, notes };
+  }
+  for (const v of answer.validationErrors) {
+    const p = byId.get(v.policyId);
+    const text = p?.text ?? '';
+    const at = snippet(text, v.error);
+    if (/\bclaims\b/.test(at) && /attribute|record/i.test(v.error.message)) {
+      notes.push(`${p?.file}: @id("${v.policyId}"): '${at}' reads a token claim; claims are an open record, so its type is checked at request time, not here`);
+      continue;
+    }
+    problems.push({ file: p?.file ?? '(policies)', path: `@id("${v.policyId}")`, message: `Cedar: ${v.error.message}${at ? ` (at '${at}')` : ''}` });
+  }
+  return { problems, notes };
+}
+
+let nextSetId = 0;
+
+/** Builds the engine: preparses the policy set once (the first decision warms the wasm up). */
+export function createCedarPolicyEngine(config: Pick<TvmConfig, 'cedar'>): PolicyEngine {
+  const setId = `tvm-${nextSetId++}`;
+  const parsed = cedar.preparsePolicySet(setId, { staticPolicies: policyRecord(config) });
+  if (parsed.type === 'failure') throw new Error(`Cedar policies do not parse: ${parsed.errors.map((e) => e.message).join('; ')}`);
+  const engine: PolicyEngine = {
+    decide(request: AuthzRequest): Decision {
+      const principalId = `${request.principal.issuer}|${request.principal.sub}`;
+      const context = toCedarContext(request.context);
+      const answer = cedar.statefulIsAuthorized({
+        principal: { type: 'Tvm::Workload', id: principalId },
+        action: { type: 'Tvm::Action', id: request.action },
+        resource: { type: `Tvm::${request.resource.type}`, id: request.resource.id },
+        context,
+        preparsedPolicySetId: setId,
+        entities: [
+          {
+            uid: { type: 'Tvm::Workload', id: principalId },
+            attrs: {
+              issuer: request.principal.issuer,
+              iss: request.principal.iss,
+              sub: request.principal.sub,
+              claims: request.principal.claims as Record<string, cedar.CedarValueJson>,
+            },
+            parents: [],
+          },
+        ],
+      });
+      if (answer.type === 'failure') {
+        return { allow: false, policyIds: [], errors: answer.errors.map((e) => e.message) };
+      }
+      const { decision, diagnostics } = answer.response;
+      return {
+        allow: decision === 'allow',
+        policyIds: diagnostics.reason,
+        errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+      };
+    },
+  };
+  // Warm the wasm at init, not on the first request.
+  engine.decide({ principal: { issuer: 'init', iss: 'init', sub: 'init', claims: {} }, action: 'vend', resource: { type: 'Grant', id: 'init' }, context: {} });
+  return engine;
+}
+
+function toCedarContext(ctx: Record<string, unknown>): Record<string, cedar.CedarValueJson> {
+  const out: Record<string, cedar.CedarValueJson> = {};
+  for (const [k, v] of Object.entries(ctx)) {
+    if (v === undefined) continue;
+    if (k === 'sourceIp' && typeof v === 'string') out[k] = { __extn: { fn: 'ip', arg: v } };
+    else if (k === 'sensitivity' && typeof v === 'string' && !SENSITIVITY.has(v)) continue;
+    else out[k] = v as cedar.CedarValueJson;
+  }
+  return out;
+}

@@ -1,0 +1,57 @@
+/**
+ * Checks across fields of a schema-valid config: unique names, known placeholders,
+ * unique policy ids. Pure; Cedar syntax and schema checks run in the Cedar adapter.
+ */
+import type { ConfigProblem, TvmConfig } from './config.js';
+import { unknownPlaceholders } from './render-session-policy.js';
+
+function duplicates(names: string[]): Set<string> {
+  const seen = new Set<string>();
+  const dup = new Set<string>();
+  for (const n of names) (seen.has(n) ? dup : seen).add(n);
+  return dup;
+}
+
+function walkStrings(v: unknown, path: string, visit: (s: string, path: string) => void): void {
+  if (typeof v === 'string') visit(v, path);
+  else if (Array.isArray(v)) v.forEach((x, i) => walkStrings(x, `${path}[${i}]`, visit));
+  else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) {
+    visit(k, `${path}.${k}`);
+    walkStrings(x, `${path}.${k}`, visit);
+  }
+}
+
+export function checkConfig(config: TvmConfig): ConfigProblem[] {
+  const file = config.source;
+  const problems: ConfigProblem[] = [];
+  for (const [section, list] of [
+    ['issuers', config.issuers],
+    ['grants', config.grants],
+    ['vendors', config.vendors],
+  ] as const) {
+    const dup = duplicates(list.map((x) => x.name));
+    list.forEach((x, i) => {
+      if (dup.has(x.name)) problems.push({ file, path: `${section}[${i}].name`, message: `'${x.name}' is used more than once` });
+    });
+  }
+  const issuerUrls = duplicates(config.issuers.map((i) => i.issuer.replace(/\/$/, '')));
+  config.issuers.forEach((x, i) => {
+    if (issuerUrls.has(x.issuer.replace(/\/$/, ''))) problems.push({ file, path: `issuers[${i}].issuer`, message: 'the same issuer URL is configured twice' });
+  });
+  config.grants.forEach((g, i) => {
+    walkStrings(g.sessionPolicy, `grants[${i}].sessionPolicy`, (s, path) => {
+      for (const p of unknownPlaceholders(s)) problems.push({ file, path, message: `unknown placeholder ${p}` });
+    });
+    walkStrings(g.sessionTags ?? {}, `grants[${i}].sessionTags`, (s, path) => {
+      for (const p of unknownPlaceholders(s)) problems.push({ file, path, message: `unknown placeholder ${p}` });
+    });
+    for (const k of Object.keys(g.sessionTags ?? {})) {
+      if (k.toLowerCase().startsWith('tvm:') || k.toLowerCase().startsWith('aws:')) {
+        problems.push({ file, path: `grants[${i}].sessionTags.${k}`, message: 'tag keys starting with tvm: or aws: are reserved' });
+      }
+    }
+  });
+  const ids = duplicates(config.cedar.map((p) => p.id));
+  for (const p of config.cedar) if (ids.has(p.id)) problems.push({ file: p.file, path: `@id("${p.id}")`, message: 'policy id is used more than once' });
+  return problems;
+}

@@ -1,0 +1,147 @@
+/**
+ * The vend use case: a verified token, a policy decision and a grant become STS credentials
+ * and an active lease. No credentials leave without an active lease.
+ */
+import type { GrantConfig, TvmConfig } from './config.js';
+import { MAX_DURATION_SECONDS, MIN_DURATION_SECONDS } from './config.js';
+import { AccessDenied, InvalidRequest, TvmError, UpstreamUnavailable } from './errors.js';
+import { sessionNameFor, sourceIdentityFor } from './lease.js';
+import type { Audit, Clock, CredentialIssuer, IdGenerator, IssuedCredentials, Lease, LeaseStore, PolicyEngine, RequestContext } from './ports.js';
+import { renderSessionPolicy, renderSessionTags } from './render-session-policy.js';
+import type { VerifiedToken } from './verify-token.js';
+
+export interface VendDeps {
+  config: Pick<TvmConfig, 'grants' | 'leases'>;
+  policy: PolicyEngine;
+  leases: LeaseStore;
+  credentials: CredentialIssuer;
+  clock: Clock;
+  ids: IdGenerator;
+  audit: Audit;
+}
+
+export interface VendRequest {
+  who: VerifiedToken;
+  grant: string;
+  durationSeconds?: number;
+  context: RequestContext;
+  sourceIp?: string;
+}
+
+export interface VendResult {
+  lease: Lease;
+  credentials: IssuedCredentials;
+}
+
+/** Fields the use case fills in for the request's one audit event, on every path. */
+export type AuditRecord = Record<string, unknown>;
+
+function effectiveDuration(grant: GrantConfig, requested: number | undefined): number {
+  if (requested === undefined) return grant.durationSeconds.default;
+  if (!Number.isInteger(requested) || requested < MIN_DURATION_SECONDS || requested > MAX_DURATION_SECONDS) {
+    throw new InvalidRequest('duration_out_of_bounds', { requested }, `durationSeconds must be an integer from ${MIN_DURATION_SECONDS} to ${MAX_DURATION_SECONDS}.`);
+  }
+  return Math.min(requested, grant.durationSeconds.max);
+}
+
+/** Builds the Cedar context of SPEC.md from a request: absent values stay absent. */
+export function cedarContext(context: RequestContext, extra: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(context)) if (v !== undefined) out[k] = v;
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/**
+ * Exchanges a verified token for credentials under `request.grant`.
+ * @throws AccessDenied (policy or unknown grant), InvalidRequest (duration, placeholders, policy size),
+ *   and the issuer's and store's mapped errors (429/403/503).
+ * @example const { lease, credentials } = await vendCredentials(deps, { who, grant: 'reports-read', context: {} }, audit);
+ */
+export async function vendCredentials(deps: VendDeps, request: VendRequest, record: AuditRecord = {}): Promise<VendResult> {
+  const { who } = request;
+  record.grant = request.grant;
+  const grant = deps.config.grants.find((g) => g.name === request.grant);
+  if (!grant) throw new AccessDenied('unknown_grant', { grant: request.grant });
+  const durationSeconds = effectiveDuration(grant, request.durationSeconds);
+  record.durationSeconds = durationSeconds;
+
+  const decision = deps.policy.decide({
+    principal: { issuer: who.issuer.name, iss: who.iss, sub: who.sub, claims: who.claims },
+    action: 'vend',
+    resource: { type: 'Grant', id: grant.name },
+    context: cedarContext(request.context, { durationSeconds, sourceIp: request.sourceIp }),
+  });
+  record.decision = decision.policyIds;
+  if (!decision.allow) throw new AccessDenied('policy_deny', { policies: decision.policyIds, errors: decision.errors });
+
+  const leaseId = deps.ids.leaseId();
+  record.leaseId = leaseId;
+  const values = { claims: who.claims, context: request.context as Record<string, unknown>, principal: who.principal, leaseId };
+  const policy = renderSessionPolicy(grant, values);
+  const tags = { ...renderSessionTags(grant, values), 'tvm:lease': leaseId, 'tvm:grant': grant.name, 'tvm:issuer': who.issuer.name };
+
+  const nowMs = deps.clock.now();
+  const issuedAt = new Date(nowMs).toISOString();
+  const lease: Lease = {
+    leaseId,
+    status: 'pending',
+    principal: who.principal,
+    issuer: who.issuer.name,
+    sub: who.sub,
+    grant: grant.name,
+    roleArn: grant.roleArn,
+    sessionName: sessionNameFor(leaseId),
+    sourceIdentity: sourceIdentityFor(who.issuer.name, who.sub),
+    context: request.context,
+    decision: decision.policyIds,
+    tokenSha256: who.tokenSha256,
+    durationSeconds,
+    issuedAt,
+    // Until STS answers, the latest this session could live: the sweep's bound for a pending lease.
+    expiresAt: new Date(nowMs + durationSeconds * 1000).toISOString(),
+    ttl: Math.floor(nowMs / 1000) + durationSeconds + deps.config.leases.retentionDays * 86400,
+    events: [{ at: issuedAt, type: 'requested', by: who.principal }],
+  };
+  try {
+    await deps.leases.createPending(lease);
+  } catch (e) {
+    throw e instanceof TvmError ? e : new UpstreamUnavailable('lease_store_unavailable', { error: (e as Error).message });
+  }
+
+  let credentials: IssuedCredentials;
+  try {
+    credentials = await deps.credentials.assumeRole({
+      roleArn: grant.roleArn,
+      sessionName: lease.sessionName,
+      sourceIdentity: lease.sourceIdentity,
+      durationSeconds,
+      policy,
+      tags,
+    });
+  } catch (e) {
+    const err = e instanceof TvmError ? e : new UpstreamUnavailable('sts_failed', { error: (e as Error).message });
+    try {
+      await deps.leases.fail(leaseId, { at: new Date(deps.clock.now()).toISOString(), type: 'failed', reason: err.reason });
+    } catch {
+      // The lease stays pending; the sweep settles it (and denies its session name, which never existed).
+    }
+    throw err;
+  }
+
+  let active: Lease;
+  try {
+    active = await deps.leases.activate(leaseId, credentials.accessKeyId, credentials.expiration, {
+      at: new Date(deps.clock.now()).toISOString(),
+      type: 'issued',
+      by: who.principal,
+      detail: { accessKeyId: credentials.accessKeyId, expiresAt: credentials.expiration },
+    });
+  } catch (e) {
+    // Credentials exist at STS but the lease does not say active: they must not leave.
+    // The lease stays pending for the sweep to settle (deny the session, mark it failed).
+    throw new UpstreamUnavailable('lease_activate_failed', { leaseId, error: (e as Error).message });
+  }
+  record.accessKeyId = credentials.accessKeyId;
+  return { lease: active, credentials };
+}

@@ -1,0 +1,74 @@
+/**
+ * Lease routes: a principal reads its own lease; admins list and inspect leases with their events.
+ * Another principal's lease answers 404, not 403: its existence is not revealed.
+ */
+import { InvalidRequest, NotFound, TvmError } from '../core/errors.js';
+import { LEASE_ID } from '../core/lease.js';
+import type { LeaseStatus } from '../core/ports.js';
+import { authenticate } from '../shared/authenticate.js';
+import { adminIdentity, errorResult, json, requestIdOf, sourceIp, type HttpEvent, type HttpResult } from '../shared/http.js';
+import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
+
+const STATUSES: LeaseStatus[] = ['pending', 'active', 'revoked', 'expired', 'failed'];
+
+export function leaseIdParam(event: HttpEvent): string {
+  const id = event.pathParameters?.id ?? '';
+  if (!LEASE_ID.test(id)) throw new NotFound('bad_lease_id');
+  return id;
+}
+
+export type RouteHandler = (rt: Runtime, event: HttpEvent, record: Record<string, unknown>) => Promise<HttpResult>;
+
+export const routes: Record<string, RouteHandler> = {
+  async 'GET /v1/leases/{id}'(rt, event, record) {
+    const who = await authenticate(rt, event);
+    Object.assign(record, { principal: who.principal, tokenSha256: who.tokenSha256 });
+    const lease = await rt.leases.get(leaseIdParam(event));
+    if (!lease || lease.principal !== who.principal) throw new NotFound('lease_not_found');
+    record.leaseId = lease.leaseId;
+    return json(200, lease);
+  },
+  async 'GET /v1/admin/leases'(rt, event, record) {
+    record.admin = adminIdentity(event);
+    const q = event.queryStringParameters ?? {};
+    const status = q.status as LeaseStatus | undefined;
+    if (status !== undefined && !STATUSES.includes(status)) throw new InvalidRequest('bad_status', { status }, 'Invalid field: status.');
+    const limit = q.limit === undefined ? 100 : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidRequest('bad_limit', undefined, 'Invalid field: limit.');
+    const leases = await rt.leases.list({ principal: q.principal, grant: q.grant, issuer: q.issuer, status, limit });
+    return json(200, { leases });
+  },
+  async 'GET /v1/admin/leases/{id}'(rt, event, record) {
+    record.admin = adminIdentity(event);
+    const lease = await rt.leases.get(leaseIdParam(event));
+    if (!lease) throw new NotFound('lease_not_found');
+    return json(200, lease);
+  },
+};
+
+export function createLeasesHandler(rt: Runtime) {
+  return async function leasesHandler(event: HttpEvent): Promise<HttpResult> {
+    const requestId = requestIdOf(event);
+    const record: Record<string, unknown> = { requestId, route: event.routeKey, sourceIp: sourceIp(event) };
+    let status = 500;
+    try {
+      const route = routes[event.routeKey];
+      if (!route) throw new NotFound('no_route');
+      const answer = await route(rt, event, record);
+      status = answer.statusCode;
+      return answer;
+    } catch (e) {
+      const answer = errorResult(e, requestId);
+      status = answer.statusCode;
+      record.reason = e instanceof TvmError ? e.reason : 'internal';
+      if (!(e instanceof TvmError)) rt.logger.error('unexpected error', { requestId, error: (e as Error)?.stack });
+      return answer;
+    } finally {
+      rt.audit.event('leases', { ...record, status });
+      rt.metrics.flush();
+    }
+  };
+}
+
+let bound: ReturnType<typeof createLeasesHandler> | undefined;
+export const handler = (event: HttpEvent): Promise<HttpResult> => (bound ??= createLeasesHandler(lambdaRuntime()))(event);

@@ -1,0 +1,44 @@
+/**
+ * Validation of the request fields the handlers accept. Unknown fields are refused, so a typo
+ * never silently widens or narrows what was asked.
+ */
+import { z } from 'zod';
+import { InvalidRequest } from '../core/errors.js';
+import type { RequestContext } from '../core/ports.js';
+
+const contextValue = z.string().min(1).max(256).regex(/^[^\p{Cc}]*$/u, 'no control characters');
+
+export const contextSchema = z
+  .object({
+    task: contextValue.optional(),
+    tool: contextValue.optional(),
+    sensitivity: z.enum(['public', 'internal', 'confidential', 'restricted']).optional(),
+    environment: contextValue.optional(),
+  })
+  .strict();
+
+export const vendBodySchema = z
+  .object({
+    grant: z.string().min(1).max(128),
+    durationSeconds: z.number().int().optional(),
+    context: contextSchema.optional(),
+  })
+  .strict();
+
+/** Parses `value` with `schema` or throws a 400 naming the first field at fault. */
+export function parseRequest<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const field = issue.path.join('.') || 'body';
+    throw new InvalidRequest('bad_field', { field, issue: issue.message }, `Invalid field: ${field}.`);
+  }
+  return r.data;
+}
+
+/** Context from query parameters (the container-credentials route has no body). */
+export function contextFromQuery(q: Record<string, string | undefined> | undefined): RequestContext {
+  const picked: Record<string, string> = {};
+  for (const k of ['task', 'tool', 'sensitivity', 'environment']) if (q?.[k] !== undefined) picked[k] = q[k]!;
+  return parseRequest(contextSchema, picked);
+}
