@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -296,6 +297,14 @@ describe('local STS/IAM emulator', () => {
       expect(pretty.length).toBeGreaterThan(JSON.stringify(small).length);
       const ok = await assume(em, { Policy: pretty });
       expect(ok.PackedPolicySize).toBeGreaterThan(0);
+
+      // Session tags count towards the packed size too: many long random tags overflow it.
+      const rnd = (n: number) => randomBytes(n).toString('hex').slice(0, n);
+      const tags = Array.from({ length: 50 }, (_, i) => ({ Key: `k${i}-${rnd(100)}`, Value: rnd(256) }));
+      const t = await errorOf(assume(em, { Tags: tags }));
+      expect(t).toMatchObject({ name: 'PackedPolicyTooLargeException', status: 400 });
+      const fewTags = await assume(em, { Policy: pretty, Tags: tags.slice(0, 2) });
+      expect(fewTags.PackedPolicySize).toBeGreaterThan(ok.PackedPolicySize!);
     });
 
     it('an expired session → ExpiredToken 400 (clock moved with the `now` option)', async () => {
