@@ -91,7 +91,9 @@ export const configSchema = z
       .default({}),
     local: z
       .object({
-        roles: z.record(z.string(), policyDocumentSchema).default({}),
+        roles: z.record(z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'must be an IAM role ARN'), policyDocumentSchema).default({}),
+        /** The issuer `tvm dev` serves itself (its URL is set at start). */
+        devIssuer: z.string().regex(NAME).optional(),
       })
       .strict()
       .optional(),

@@ -147,3 +147,50 @@ export interface Clock {
 export interface IdGenerator {
   leaseId(): string;
 }
+
+/**
+ * One thing to deny on a role (revocation and the sweep's settlement):
+ * - `session`: one STS session, by its session name (`tvm-<leaseId>`);
+ * - `source`: every session of one principal (`aws:SourceIdentity`) issued before `issuedBefore`.
+ * `expiresAt` (epoch seconds) is when every session the entry targets has expired anyway: after
+ * it the entry is pruned. `issued: false` marks a session that may not exist at STS yet (a
+ * pending lease), which a `TokenIssueTime` fallback must not be trusted to cover.
+ */
+export type DenyEntry =
+  | { kind: 'session'; sessionName: string; expiresAt: number; issued: boolean }
+  | { kind: 'source'; sourceIdentity: string; issuedBefore: number; expiresAt: number };
+
+export interface DenyOutcome {
+  /** True when this call replaced the role's entries with the `aws:TokenIssueTime` fallback. */
+  fallback: boolean;
+  /** Epoch seconds: sessions issued before it are denied by the fallback (when one is in force). */
+  fallbackIssuedBefore?: number;
+  /** The deny policy's size after the call (characters, whitespace not counted). */
+  policyChars: number;
+}
+
+export interface PruneOutcome {
+  entriesRemoved: number;
+  fallbackDropped: boolean;
+  /** The role's deny policy is gone (nothing left to deny). */
+  empty: boolean;
+}
+
+/**
+ * The tvm-owned deny policy on grant roles. Writes are read-modify-write guarded: concurrent
+ * calls on one role never lose each other's entries. A call never fails for lack of room: the
+ * `aws:TokenIssueTime` fallback takes over.
+ */
+export interface RoleRevoker {
+  /** Adds entries to the role's deny policy (idempotent: an entry already present is kept once). */
+  deny(roleArn: string, entries: DenyEntry[]): Promise<DenyOutcome>;
+  /** Removes entries (and the fallback) whose sessions have all expired by `nowEpoch`. */
+  prune(roleArn: string, nowEpoch: number): Promise<PruneOutcome>;
+  /** Roles whose deny policy has something to prune by `dueBy` (epoch s), paged through an index. */
+  listPrunable(dueBy: number, cursor?: string, limit?: number): Promise<{ roleArns: string[]; cursor?: string }>;
+}
+
+/** Counters behind the alarms (the shared Metrics satisfies it). */
+export interface Counter {
+  count(name: 'RevocationFallback' | 'SweepSettled' | 'SweepErrors', value?: number): void;
+}

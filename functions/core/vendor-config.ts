@@ -1,5 +1,6 @@
 /**
- * The `vendors` section of tvm.yaml: brokered third-party keys.
+ * The `vendors` section of tvm.yaml: brokered third-party keys. Each kind names what it needs:
+ * `openai` its project, `http` the requests that create, test, list and revoke keys.
  */
 import { z } from 'zod';
 
@@ -21,11 +22,37 @@ const allowEntry = z
   .string()
   .regex(/^(GET|HEAD|POST|PUT|PATCH|DELETE|\*) \/\S*$/, 'must be "METHOD /path" (path may end with /* or use * for one segment)');
 
+const headerName = z.string().regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name');
+/** A dot path into a JSON answer: `data.attributes.key`, `items.0.id`. */
+const jsonPath = z.string().regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'must be a dot path like data.id');
+
 const httpRequest = z
   .object({
     method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']),
+    /** May hold `{keyName}` (create) or `{keyId}` (revoke). */
     path: z.string().startsWith('/'),
+    /** JSON body; string values may hold `{keyName}`. */
     body: z.unknown().optional(),
+  })
+  .strict();
+
+/** `http` kind: how to manage keys at a vendor tvm has no adapter for. */
+export const httpVendorSchema = z
+  .object({
+    /** The header that carries the key on brokered and test calls, e.g. `X-Api-Key` or `Authorization`. */
+    keyHeader: headerName,
+    /** Put before the key in `keyHeader`, e.g. `"Bearer "`. */
+    keyPrefix: z.string().optional(),
+    /** The header that carries the management credential on create, list and revoke. */
+    managementHeader: headerName,
+    managementPrefix: z.string().optional(),
+    create: httpRequest.extend({ keyPath: jsonPath, idPath: jsonPath }).strict(),
+    /** Called with the new key; 2xx means it works, 401/403 that it does not. */
+    test: httpRequest,
+    /** `{keyId}` in the path; 2xx or 404 means revoked. */
+    revoke: httpRequest,
+    /** Optional: lists keys so a key created before a crash can be found by name and revoked. */
+    list: httpRequest.extend({ itemsPath: jsonPath, idPath: jsonPath, namePath: jsonPath }).strict().optional(),
   })
   .strict();
 
@@ -35,23 +62,30 @@ export const vendorSchema = z
     kind: z.enum(['datadog', 'openai', 'http']),
     baseUrl: z.string().url(),
     rotation: z.object({ every: duration, overlap: duration }).strict(),
-    broker: z.object({ allow: z.array(allowEntry).min(1) }).strict(),
-    /** openai: the project whose service accounts carry the keys. */
-    projectId: z.string().optional(),
-    /** http: how to create, test and revoke keys at a vendor tvm has no adapter for. */
-    http: z
+    broker: z
       .object({
-        keyHeader: z.string(),
-        keyPrefix: z.string().optional(),
-        managementHeader: z.string(),
-        managementPrefix: z.string().optional(),
-        create: httpRequest.extend({ keyPath: z.string(), idPath: z.string() }).strict(),
-        test: httpRequest,
-        revoke: httpRequest,
+        allow: z.array(allowEntry).min(1),
+        /** Seconds tvm waits for the vendor on a brokered call (API Gateway stops at 30). */
+        timeoutSeconds: z.number().int().min(1).max(29).default(25),
       })
-      .strict()
-      .optional(),
+      .strict(),
+    /** openai: the project whose service accounts carry the keys. */
+    projectId: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be an OpenAI project id like proj_abc').optional(),
+    /** http: how to create, test and revoke keys at a vendor tvm has no adapter for. */
+    http: httpVendorSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.kind === 'openai' && !v.projectId) ctx.addIssue({ code: 'custom', path: ['projectId'], message: 'is required for kind openai' });
+    if (v.kind !== 'openai' && v.projectId) ctx.addIssue({ code: 'custom', path: ['projectId'], message: 'is only for kind openai' });
+    if (v.kind === 'http' && !v.http) ctx.addIssue({ code: 'custom', path: ['http'], message: 'is required for kind http' });
+    if (v.kind !== 'http' && v.http) ctx.addIssue({ code: 'custom', path: ['http'], message: 'is only for kind http' });
+    const every = parseDurationSeconds(v.rotation.every);
+    const overlap = parseDurationSeconds(v.rotation.overlap);
+    if (every !== undefined && overlap !== undefined && overlap >= every) {
+      ctx.addIssue({ code: 'custom', path: ['rotation', 'overlap'], message: 'must be shorter than rotation.every' });
+    }
+  });
 
 export type VendorConfig = z.infer<typeof vendorSchema>;
+export type HttpVendorConfig = z.infer<typeof httpVendorSchema>;

@@ -1,0 +1,175 @@
+/**
+ * `tvm dev`: the whole service in one process — the HTTP API over the real handlers, embedded
+ * DynamoDB, the STS/IAM emulator, the dev OIDC issuer, vendor fakes, and the sweep and rotation
+ * schedules on short intervals.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { TvmConfig } from '../functions/core/config.js';
+import type { Clock } from '../functions/core/ports.js';
+import { createLeasesHandler } from '../functions/leases/handler.js';
+import { loadConfig } from '../functions/shared/load-config.js';
+import { createLogger } from '../functions/shared/logger.js';
+import { memoryMetrics } from '../functions/shared/metrics.js';
+import { createRuntime, type Runtime } from '../functions/shared/runtime.js';
+import { createVendHandler } from '../functions/vend/handler.js';
+import { createDevIssuer, DEV_ISSUER_PATH, type DevIssuer } from './dev-issuer.js';
+import { ensureTable, startDynalite } from './dynamo.js';
+import { type LocalHandler, startLocalServer } from './server.js';
+import { startStsIamEmulator } from './sts-iam-emulator.js';
+
+export const DEFAULT_PORT = 8787;
+export const TABLE = 'tvm';
+
+export interface LocalStackOptions {
+  configPath: string;
+  /** The API port (default 8787; STS/IAM on port+1, DynamoDB on port+2). 0: every port ephemeral. */
+  port?: number;
+  /** Data folder (default .tvm/dev); ignored with `ephemeral`. */
+  dataDir?: string;
+  ephemeral?: boolean;
+  /** Every log line, as JSON text. Default: stdout. */
+  logSink?: (line: string) => void;
+  /** Interval of the local sweep; 0 disables it (tests drive it). */
+  sweepIntervalMs?: number;
+  rotateIntervalMs?: number;
+  /** Test hook: the clock the handlers and the emulator use. */
+  clock?: Clock;
+}
+
+export interface Endpoints {
+  api: string;
+  dynamodb: string;
+  sts: string;
+  iam: string;
+  issuer: string;
+  adminToken: string;
+  vendors: Record<string, string>;
+}
+
+export interface LocalStack {
+  endpoints: Endpoints;
+  endpointsFile?: string;
+  runtime: Runtime;
+  issuer: DevIssuer;
+  config: Readonly<TvmConfig>;
+  metrics: ReturnType<typeof memoryMetrics>;
+  close(): Promise<void>;
+}
+
+interface LocalSecrets {
+  adminToken: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+function localSecrets(dataDir: string | undefined): LocalSecrets {
+  const file = dataDir && join(dataDir, 'local-secrets.json');
+  if (file && existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as LocalSecrets;
+  const secrets: LocalSecrets = {
+    adminToken: `tvm-admin-${randomBytes(24).toString('base64url')}`,
+    accessKeyId: `AKIATVMLOCAL${randomBytes(4).toString('hex').toUpperCase()}`,
+    secretAccessKey: randomBytes(30).toString('base64'),
+  };
+  if (file) writeFileSync(file, JSON.stringify(secrets), { mode: 0o600 });
+  return secrets;
+}
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  writeFileSync(`${file}.tmp`, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/** The config as `tvm dev` runs it: the dev issuer at its real URL, vendors at their fakes. */
+export function localConfig(config: Readonly<TvmConfig>, issuerUrl: string, vendorUrls: Record<string, string>): TvmConfig {
+  const devIssuer = config.local?.devIssuer;
+  return {
+    ...config,
+    issuers: config.issuers.map((i) => (i.name === devIssuer ? { ...i, issuer: issuerUrl, jwksUri: undefined } : i)),
+    vendors: config.vendors.map((v) => (vendorUrls[v.name] ? { ...v, baseUrl: vendorUrls[v.name] } : v)),
+  };
+}
+
+export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
+  const fileConfig = loadConfig(opts.configPath);
+  const dataDir = opts.ephemeral ? undefined : resolve(opts.dataDir ?? '.tvm/dev');
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const secrets = localSecrets(dataDir);
+  const basePort = opts.port ?? DEFAULT_PORT;
+  const portFor = (offset: number) => (basePort === 0 ? 0 : basePort + offset);
+  const closers: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  };
+
+  try {
+    const handlers: Record<string, LocalHandler> = {};
+    let issuer: DevIssuer | undefined;
+    const server = await startLocalServer({ port: basePort, handlers, adminToken: secrets.adminToken, issuer: () => issuer });
+    closers.push(() => server.close());
+    const issuerUrl = `${server.url}${DEV_ISSUER_PATH}`;
+    const devIssuerConfig = fileConfig.issuers.find((i) => i.name === fileConfig.local?.devIssuer);
+    issuer = await createDevIssuer({ url: issuerUrl, dataDir, defaultAudience: devIssuerConfig?.audiences[0] ?? 'tvm' });
+
+    const dynamo = await startDynalite({ port: portFor(2), path: dataDir && join(dataDir, 'dynamodb') });
+    closers.push(() => dynamo.close());
+    const creds = { accessKeyId: secrets.accessKeyId, secretAccessKey: secrets.secretAccessKey };
+    const ddbClient = new DynamoDBClient({ region: 'us-east-1', endpoint: dynamo.endpoint, credentials: creds });
+    await ensureTable(ddbClient, TABLE);
+    ddbClient.destroy();
+
+    const roles: Record<string, object> = {};
+    for (const g of fileConfig.grants) roles[g.roleArn] = fileConfig.local?.roles[g.roleArn] ?? { Version: '2012-10-17', Statement: [] };
+    for (const [arn, doc] of Object.entries(fileConfig.local?.roles ?? {})) roles[arn] = doc;
+    const emulator = await startStsIamEmulator({
+      port: portFor(1),
+      roles,
+      callerCredentials: creds,
+      now: opts.clock ? () => opts.clock!.now() : undefined,
+      stateFile: dataDir && join(dataDir, 'sts-iam-state.json'),
+    });
+    closers.push(() => emulator.close());
+
+    const vendorUrls: Record<string, string> = {};
+    const config = Object.freeze(localConfig(fileConfig, issuerUrl, vendorUrls));
+    const metrics = memoryMetrics();
+    const runtime = createRuntime({
+      config,
+      table: TABLE,
+      dynamodbEndpoint: dynamo.endpoint,
+      stsEndpoint: emulator.url,
+      iamEndpoint: emulator.url,
+      credentials: creds,
+      logger: createLogger({ sink: opts.logSink }),
+      metrics,
+      clock: opts.clock,
+      // Locally the dev issuer's keys never change mid-run; a short cooldown keeps tests of key rotation quick.
+      jwks: { cooldownSeconds: 1 },
+    });
+    closers.push(async () => {
+      runtime.ddb.destroy();
+      runtime.sts.destroy();
+      runtime.iam.destroy();
+    });
+    handlers.vend = createVendHandler(runtime);
+    handlers.leases = createLeasesHandler(runtime);
+
+    const endpoints: Endpoints = {
+      api: server.url,
+      dynamodb: dynamo.endpoint,
+      sts: emulator.url,
+      iam: emulator.url,
+      issuer: issuerUrl,
+      adminToken: secrets.adminToken,
+      vendors: vendorUrls,
+    };
+    const endpointsFile = dataDir && join(dataDir, 'endpoints.json');
+    if (endpointsFile) writeJsonAtomic(endpointsFile, endpoints);
+    return { endpoints, endpointsFile, runtime, issuer, config, metrics, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
