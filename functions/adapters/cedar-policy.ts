@@ -9,12 +9,14 @@ import type { AuthzRequest, Decision, PolicyEngine } from '../core/ports.js';
 const CONTEXT_COMMON = 'task?: String, tool?: String, sensitivity?: String, environment?: String, sourceIp?: ipaddr';
 
 /**
- * The entity model of SPEC.md. `claims` is declared as an empty record: claims differ per issuer
- * and Cedar's schema cannot express an open record, so accesses into `claims` are not type-checked
- * (see `validatePolicies`); everything else is validated strictly.
+ * The entity model of SPEC.md. Claims differ per issuer and Cedar's schema cannot express an open
+ * record, so validation declares every claim the policies name as an optional String (the common
+ * case); a claim used as another type is reported as a note and checked at request time.
  */
-export const CEDAR_SCHEMA = `namespace Tvm {
-  type Claims = {};
+export function cedarSchema(claimNames: Iterable<string> = []): string {
+  const claims = [...new Set(claimNames)].map((n) => `${JSON.stringify(n)}?: String`).join(', ');
+  return `namespace Tvm {
+  type Claims = { ${claims} };
   entity Workload = { issuer: String, iss: String, sub: String, claims: Claims };
   entity Grant;
   entity Vendor;
@@ -22,6 +24,14 @@ export const CEDAR_SCHEMA = `namespace Tvm {
   action revoke appliesTo { principal: [Workload], resource: [Grant], context: { ${CONTEXT_COMMON} } };
   action broker appliesTo { principal: [Workload], resource: [Vendor], context: { ${CONTEXT_COMMON}, method: String, path: String } };
 }`;
+}
+
+const CLAIM_REF = /\bclaims\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|has\s+([A-Za-z_][A-Za-z0-9_]*)|has\s+"((?:[^"\\]|\\.)*)"|\[\s*"((?:[^"\\]|\\.)*)"\s*\])/g;
+
+/** The claim names a policy text refers to (`claims.x`, `claims has x`, `claims["x"]`). */
+export function claimNames(text: string): string[] {
+  return [...text.matchAll(CLAIM_REF)].map((m) => m[1] ?? m[2] ?? m[3] ?? m[4]);
+}
 
 const SENSITIVITY = new Set(['public', 'internal', 'confidential', 'restricted']);
 
@@ -51,7 +61,8 @@ export function validatePolicies(config: Pick<TvmConfig, 'cedar'>): { problems: 
     }
   }
   if (problems.length) return { problems, notes };
-  const answer = cedar.validate({ schema: CEDAR_SCHEMA, policies: { staticPolicies: policyRecord(config) } });
+  const names = config.cedar.flatMap((p) => claimNames(p.text));
+  const answer = cedar.validate({ schema: cedarSchema(names), policies: { staticPolicies: policyRecord(config) } });
   if (answer.type === 'failure') {
     for (const e of answer.errors) problems.push({ file: '(cedar schema)', path: '(schema)', message: e.message });
     return { problems, notes };
@@ -60,11 +71,17 @@ export function validatePolicies(config: Pick<TvmConfig, 'cedar'>): { problems: 
     const p = byId.get(v.policyId);
     const text = p?.text ?? '';
     const at = snippet(text, v.error);
-    if (/\bclaims\b/.test(at) && /attribute|record/i.test(v.error.message)) {
-      notes.push(`${p?.file}: @id("${v.policyId}"): '${at}' reads a token claim; claims are an open record, so its type is checked at request time, not here`);
+    if (/\bclaims\b/.test(at)) {
+      notes.push(`${p?.file}: @id("${v.policyId}"): '${at}' uses a token claim as a non-string; claim types differ per issuer, so this is checked at request time, not here`);
       continue;
     }
     problems.push({ file: p?.file ?? '(policies)', path: `@id("${v.policyId}")`, message: `Cedar: ${v.error.message}${at ? ` (at '${at}')` : ''}` });
+  }
+  // An impossible policy (e.g. comparing a String context value with a number) is a mistake, not style.
+  for (const w of answer.validationWarnings) {
+    const p = byId.get(w.policyId);
+    if (/impossible/.test(w.error.message)) problems.push({ file: p?.file ?? '(policies)', path: `@id("${w.policyId}")`, message: `Cedar: ${w.error.message}` });
+    else notes.push(`${p?.file}: @id("${w.policyId}"): ${w.error.message}`);
   }
   return { problems, notes };
 }

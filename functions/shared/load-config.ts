@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseDocument, isMap, isSeq, LineCounter } from 'yaml';
 import { configSchema, formatPath, type ConfigProblem, type TvmConfig } from '../core/config.js';
 import { checkConfig } from '../core/check-config.js';
+import { validatePolicies } from '../adapters/cedar-policy.js';
 
 export class ConfigError extends Error {
   readonly problems: ConfigProblem[];
@@ -121,6 +122,7 @@ export function loadConfig(path: string): Readonly<TvmConfig> {
   const cedar = compiledCedar ?? readCedar(resolve(dirname(file), parsed.data.policies), problems);
   const config: TvmConfig = { ...parsed.data, cedar, source: file };
   problems.push(...checkConfig(config));
+  if (!problems.length) problems.push(...validatePolicies(config).problems);
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
 }

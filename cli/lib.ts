@@ -1,0 +1,106 @@
+/**
+ * What the subcommands share: the IO seam (tests pass their own), argument parsing with usage
+ * errors, and where the running local stack is.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export interface Io {
+  out(s: string): void;
+  err(s: string): void;
+  env: NodeJS.ProcessEnv;
+}
+
+export type Command = (args: string[], io: Io) => Promise<number>;
+
+/** Exit codes of SPEC.md. */
+export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
+
+export class UsageError extends Error {}
+/** A refusal or bad input: one line on stderr, exit 1. */
+export class Refusal extends Error {}
+
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, allowPositionals = false) {
+  try {
+    return parseArgs({ args, options, allowPositionals, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+export interface LocalEndpoints {
+  api: string;
+  dynamodb: string;
+  sts: string;
+  iam: string;
+  issuer: string;
+  adminToken: string;
+  vendors: Record<string, string>;
+}
+
+export function dataDir(env: NodeJS.ProcessEnv): string {
+  return resolve(env.TVM_DATA ?? '.tvm/dev');
+}
+
+export function localEndpoints(env: NodeJS.ProcessEnv): LocalEndpoints | undefined {
+  const file = join(dataDir(env), 'endpoints.json');
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as LocalEndpoints;
+}
+
+/** `--endpoint`, else `$TVM_ENDPOINT`, else the running local stack. */
+export function endpoint(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  const url = flag ?? env.TVM_ENDPOINT ?? localEndpoints(env)?.api;
+  if (!url) throw new Refusal('no endpoint: pass --endpoint, set TVM_ENDPOINT, or start the local stack with `npm start`');
+  return url.replace(/\/$/, '');
+}
+
+export function adminToken(env: NodeJS.ProcessEnv): string {
+  const token = env.TVM_ADMIN_TOKEN ?? localEndpoints(env)?.adminToken;
+  if (!token) throw new Refusal('no admin credential: set TVM_ADMIN_TOKEN or start the local stack with `npm start`');
+  return token;
+}
+
+/** The workload token: `--token-file`, else `$TVM_TOKEN`, else `$TVM_TOKEN_FILE`. */
+export function workloadToken(tokenFile: string | undefined, env: NodeJS.ProcessEnv): string {
+  const file = tokenFile ?? (env.TVM_TOKEN ? undefined : env.TVM_TOKEN_FILE);
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch {
+      throw new Refusal(`cannot read the token file ${file}`);
+    }
+  }
+  if (env.TVM_TOKEN) return env.TVM_TOKEN.trim();
+  throw new Refusal('no token: pass --token-file, or set TVM_TOKEN or TVM_TOKEN_FILE');
+}
+
+export interface ApiAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** Calls the API; a transport failure is a refusal naming the endpoint. */
+export async function call(url: string, init: RequestInit): Promise<ApiAnswer> {
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, signal: AbortSignal.timeout(30_000) });
+  } catch {
+    throw new Refusal(`cannot reach ${new URL(url).origin}`);
+  }
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    body = { message: text.slice(0, 200) };
+  }
+  return { status: res.status, body };
+}
+
+/** An error answer as one line: `access_denied: Access is denied. (request 1234)`. */
+export function refusalOf(answer: ApiAnswer): Refusal {
+  const { error, message, requestId } = answer.body as Record<string, string>;
+  return new Refusal(`${error ?? `HTTP ${answer.status}`}: ${message ?? 'request failed'}${requestId ? ` (request ${requestId})` : ''}`);
+}

@@ -1,0 +1,60 @@
+/**
+ * The `tvm` command: dispatches to one file per subcommand. Exit 0 on success, 1 on a refusal or
+ * bad input (one line on stderr, never a stack trace), 2 on bad usage.
+ */
+import { EXIT, Refusal, UsageError, type Command, type Io } from './lib.js';
+
+const USAGE = `usage: tvm <command> [options]
+
+  dev [--config F] [--port N] [--data DIR] [--ephemeral]   run the local stack
+  token [--sub S] [--aud A] [--claim k=v …] [--ttl S]      mint a token from the local dev issuer
+  vend --grant G [--endpoint URL] [--token-file F] [--duration S] [--task T] [--tool T]
+       [--sensitivity S] [--environment E] [--format json|env|credential-process]
+  credential-process --grant G …                           vend for ~/.aws/config credential_process
+  revoke LEASE_ID                                          revoke one of your own leases
+  leases [--principal P] [--grant G] [--status S]          admin: list leases
+  leases show ID                                           admin: a lease and its history
+  admin revoke (--lease ID|--principal P|--grant G|--issuer I|--all) --reason R
+  rotate VENDOR [--reason R] / vendors                     admin: vendor keys
+  policy check [--config F]                                validate config and policies
+  policy eval --principal P --grant G [--context JSON]     explain a decision offline
+
+Run 'tvm <command> --help' for a command's options.
+`;
+
+const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
+  dev: () => import('./commands/dev.js'),
+  token: () => import('./commands/token.js'),
+  vend: () => import('./commands/vend.js'),
+  'credential-process': () => import('./commands/credential-process.js'),
+  leases: () => import('./commands/leases.js'),
+  policy: () => import('./commands/policy.js'),
+};
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    (name ? io.out : io.err)(USAGE);
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    io.err(`tvm: unknown command '${name}'\n${USAGE}`);
+    return EXIT.usage;
+  }
+  try {
+    const { run } = await load();
+    return await run(rest, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`tvm ${name}: ${e.message}\n`);
+      return EXIT.usage;
+    }
+    if (e instanceof Refusal) {
+      io.err(`tvm ${name}: ${e.message}\n`);
+      return EXIT.refused;
+    }
+    io.err(`tvm ${name}: ${(e as Error)?.message?.split('\n')[0] ?? 'failed'}\n`);
+    return EXIT.refused;
+  }
+}
