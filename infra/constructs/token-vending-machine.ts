@@ -153,6 +153,9 @@ export class TokenVendingMachine extends Construct {
     super(scope, id);
     const { config } = props;
     const functionsDir = props.functionsDir ?? join(REPO_ROOT, 'functions');
+    // Bundle from this package's root and lock file wherever `cdk` is run from.
+    const lockFile = join(REPO_ROOT, 'package-lock.json');
+    const project = existsSync(lockFile) ? { depsLockFilePath: lockFile, projectRoot: REPO_ROOT } : {};
     const retention = props.logRetention ?? RetentionDays.ONE_YEAR;
     const grantRoleArns = [...new Set([...config.grants.map((g) => g.roleArn), ...(props.additionalGrantRoleArns ?? [])])];
 
@@ -252,6 +255,7 @@ export class TokenVendingMachine extends Construct {
       );
       const fn = new NodejsFunction(this, `${suffix}Function`, {
         entry,
+        ...project,
         handler: 'handler',
         runtime: Runtime.NODEJS_24_X,
         architecture: Architecture.ARM_64,
