@@ -107,7 +107,8 @@ async function readBody(req: IncomingMessage): Promise<Buffer | 'too_large'> {
 }
 
 export async function startLocalServer(opts: LocalServerOptions): Promise<LocalServer> {
-  const server = createServer((req, res) => {
+  // Headers up to 64 KiB reach the handlers, so tvm's own 16 KiB token limit is what refuses a big token.
+  const server = createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
     const started = Date.now();
     handle(req, res)
       .catch(() => send(res, 500, { error: 'internal', message: 'An internal error occurred.', requestId: 'local' }))

@@ -56,6 +56,8 @@ export interface LocalStack {
   issuer: DevIssuer;
   config: Readonly<TvmConfig>;
   metrics: ReturnType<typeof memoryMetrics>;
+  /** How many STS sessions the emulator has issued (tests: "no STS call"). */
+  sessionCount(): number;
   close(): Promise<void>;
 }
 
@@ -167,7 +169,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     };
     const endpointsFile = dataDir && join(dataDir, 'endpoints.json');
     if (endpointsFile) writeJsonAtomic(endpointsFile, endpoints);
-    return { endpoints, endpointsFile, runtime, issuer, config, metrics, close };
+    return { endpoints, endpointsFile, runtime, issuer, config, metrics, sessionCount: () => emulator.sessionCount(), close };
   } catch (e) {
     await close();
     throw e;

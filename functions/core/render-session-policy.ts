@@ -10,9 +10,9 @@ import type { GrantConfig } from './config.js';
 export const MAX_SESSION_POLICY_CHARS = 2048;
 
 /** The characters a placeholder value may carry (SPEC: anything else refuses the request). */
-export const SAFE_VALUE = /^[A-Za-z0-9._:/@+=,-]+$/;
+export const SAFE_VALUE = /^[A-Za-z0-9._:/@+=,-]{1,256}$/;
 /** tvm's own principal format `<issuer>|<sub>` carries a '|', harmless in IAM strings. */
-const SAFE_PRINCIPAL = /^[A-Za-z0-9._:/@+=,|-]+$/;
+const SAFE_PRINCIPAL = /^[A-Za-z0-9._:/@+=,|-]{1,300}$/;
 
 export const PLACEHOLDER = /\$\{([^}]*)\}/g;
 const KNOWN = /^(claims\.[A-Za-z0-9_:.-]+|context\.(task|tool|sensitivity|environment)|principal|lease\.id)$/;
