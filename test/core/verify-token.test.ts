@@ -1,0 +1,276 @@
+/**
+ * verifyToken with keys generated per run, a local JWKS as the key resolver and a fixed clock.
+ * Every refusal is asserted on its code and reason, never its message.
+ */
+import { createLocalJWKSet, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JSONWebKeySet, type JWK, SignJWT } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { IssuerConfig } from '../../functions/core/config.js';
+import { TvmError } from '../../functions/core/errors.js';
+import type { KeyResolver, ReplayGuard } from '../../functions/core/ports.js';
+import {
+  CLOCK_SKEW_SECONDS,
+  findIssuer,
+  MAX_TOKEN_BYTES,
+  sha256Hex,
+  trimSlash,
+  verifyToken,
+  type VerifyDeps,
+} from '../../functions/core/verify-token.js';
+
+const FIXED = Date.UTC(2027, 0, 15, 8, 0, 0);
+const NOW_S = FIXED / 1000;
+const clock = { now: () => FIXED };
+
+const DEV: IssuerConfig = {
+  name: 'dev',
+  issuer: 'http://127.0.0.1:8787/_dev/issuer',
+  audiences: ['tvm'],
+  algorithms: ['ES256'],
+  singleUse: false,
+};
+const CI: IssuerConfig = {
+  name: 'ci',
+  issuer: 'https://ci.example.com/',
+  audiences: ['tvm', 'tvm-alt'],
+  algorithms: ['RS256'],
+  maxTokenAgeSeconds: 900,
+  singleUse: true,
+};
+const ISSUERS = [DEV, CI];
+
+let devKey: CryptoKey;
+let ciKey: CryptoKey;
+let ciPublicPem: string;
+let strangerKey: CryptoKey;
+let devPublicJwk: JWK;
+const jwks: Record<string, JSONWebKeySet> = {};
+
+beforeAll(async () => {
+  const dev = await generateKeyPair('ES256', { extractable: true });
+  const ci = await generateKeyPair('RS256', { extractable: true });
+  const stranger = await generateKeyPair('ES256', { extractable: true });
+  devKey = dev.privateKey;
+  ciKey = ci.privateKey;
+  strangerKey = stranger.privateKey;
+  ciPublicPem = await exportSPKI(ci.publicKey);
+  devPublicJwk = { ...(await exportJWK(dev.publicKey)), kid: 'dev-1', alg: 'ES256', use: 'sig' };
+  jwks.dev = { keys: [devPublicJwk] };
+  jwks.ci = { keys: [{ ...(await exportJWK(ci.publicKey)), kid: 'ci-1', alg: 'RS256', use: 'sig' }] };
+});
+
+const keys: KeyResolver = (name) => createLocalJWKSet(jwks[name]);
+
+function memoryReplay(): ReplayGuard & { keys: Map<string, number> } {
+  const seen = new Map<string, number>();
+  return {
+    keys: seen,
+    async claim(key, expiresAtEpoch) {
+      if (seen.has(key)) return false;
+      seen.set(key, expiresAtEpoch);
+      return true;
+    },
+  };
+}
+
+function deps(over: Partial<VerifyDeps> = {}): VerifyDeps {
+  return { issuers: ISSUERS, keys, clock, replay: memoryReplay(), ...over };
+}
+
+type Payload = Record<string, unknown>;
+const devClaims = (): Payload => ({ iss: DEV.issuer, sub: 'agent-1', aud: 'tvm', iat: NOW_S - 10, exp: NOW_S + 300, team: 'blue' });
+const ciClaims = (): Payload => ({ iss: CI.issuer, sub: 'repo:acme/app:ref:refs/heads/main', aud: 'tvm', iat: NOW_S - 10, exp: NOW_S + 300, jti: 'j-1' });
+
+async function sign(payload: Payload, header: Record<string, unknown> = {}, key: CryptoKey | Uint8Array = devKey): Promise<string> {
+  const alg = (header.alg as string) ?? 'ES256';
+  return new SignJWT(payload).setProtectedHeader({ kid: 'dev-1', ...header, alg }).sign(key);
+}
+const signDev = (over: Payload = {}, header: Record<string, unknown> = {}) => sign({ ...devClaims(), ...over }, header);
+const signCi = (over: Payload = {}, header: Record<string, unknown> = {}) => sign({ ...ciClaims(), ...over }, { alg: 'RS256', kid: 'ci-1', ...header }, ciKey);
+const without = (p: Payload, k: string) => {
+  const { [k]: _gone, ...rest } = p;
+  return rest;
+};
+const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+async function refusal(p: Promise<unknown>): Promise<{ code: string; reason: string }> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(TvmError);
+    return { code: (e as TvmError).code, reason: (e as TvmError).reason };
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('verifyToken accepts', () => {
+  it('a good token and answers principal, claims and the token digest', async () => {
+    const token = await signDev({ groups: ['a', 'b'], n: 3, flag: true, float: 1.5, obj: { x: 1 }, mixed: ['a', 1] });
+    const who = await verifyToken(deps(), token);
+    expect(who.principal).toBe('dev|agent-1');
+    expect(who.issuer.name).toBe('dev');
+    expect(who.sub).toBe('agent-1');
+    expect(who.exp).toBe(NOW_S + 300);
+    expect(who.tokenSha256).toBe(sha256Hex(token));
+    expect(who.tokenSha256).toMatch(/^[0-9a-f]{64}$/);
+    // Only strings, safe integers, booleans and sets of strings reach policy.
+    expect({ ...who.claims }).toEqual({ ...devClaims(), groups: ['a', 'b'], n: 3, flag: true });
+  });
+
+  it.each([
+    ['within the clock skew after exp', { exp: NOW_S - CLOCK_SKEW_SECONDS + 5 }],
+    ['nbf within the clock skew', { nbf: NOW_S + CLOCK_SKEW_SECONDS - 5 }],
+    ['iat within the clock skew', { iat: NOW_S + CLOCK_SKEW_SECONDS - 5 }],
+    ['an aud array of configured audiences only', { aud: ['tvm'] }],
+    ['iss with one trailing slash', { iss: `${DEV.issuer}/` }],
+  ])('%s', async (_name, over) => {
+    const who = await verifyToken(deps(), await signDev(over));
+    expect(who.principal).toBe('dev|agent-1');
+  });
+
+  it('an issuer configured with a trailing slash, token without', async () => {
+    const who = await verifyToken(deps(), await signCi({ iss: trimSlash(CI.issuer), aud: ['tvm', 'tvm-alt'] }));
+    expect(who.principal).toBe('ci|repo:acme/app:ref:refs/heads/main');
+    expect(who.iss).toBe(trimSlash(CI.issuer));
+  });
+
+  it('a token just within MAX_TOKEN_BYTES is parsed', async () => {
+    const base = await signDev({ pad: '' });
+    const pad = 'x'.repeat(Math.floor(((MAX_TOKEN_BYTES - base.length) * 3) / 4));
+    let token = await signDev({ pad });
+    // Trim the pad until the token fits exactly or just under.
+    for (let n = pad.length; Buffer.byteLength(token) > MAX_TOKEN_BYTES; n -= 1) token = await signDev({ pad: pad.slice(0, n) });
+    expect(Buffer.byteLength(token)).toBeLessThanOrEqual(MAX_TOKEN_BYTES);
+    await expect(verifyToken(deps(), token)).resolves.toMatchObject({ principal: 'dev|agent-1' });
+  });
+});
+
+describe('verifyToken refuses', () => {
+  // Each row builds a hostile or broken token; every one is refused as invalid_token with its reason.
+  const cases: [string, () => Promise<string>, string, string][] = [
+    ['over 16 KiB', async () => signDev({ pad: 'x'.repeat(MAX_TOKEN_BYTES) }), 'invalid_token', 'token_too_large'],
+    ['two parts', async () => (await signDev()).split('.').slice(0, 2).join('.'), 'invalid_token', 'malformed'],
+    ['five parts (JWE)', async () => 'a.b.c.d.e', 'invalid_token', 'jwe_not_accepted'],
+    ['a header that is not JSON', async () => `${b64('nope')}.${b64(devClaims())}.sig`, 'invalid_token', 'malformed'],
+    ['a payload that is not JSON', async () => `${b64({ alg: 'ES256' })}.${b64('nope')}.sig`, 'invalid_token', 'malformed'],
+    ['alg none', async () => `${b64({ alg: 'none', typ: 'JWT' })}.${b64(devClaims())}.`, 'invalid_token', 'alg_not_allowed'],
+    [
+      'HS256 signed with the RSA public key',
+      async () => sign(ciClaims(), { alg: 'HS256', kid: 'ci-1' }, new TextEncoder().encode(ciPublicPem)),
+      'invalid_token',
+      'alg_not_allowed',
+    ],
+    ['an alg the issuer does not allow (RS256 for an ES256 issuer)', async () => sign(devClaims(), { alg: 'RS256' }, ciKey), 'invalid_token', 'alg_not_allowed'],
+    ['an embedded jwk', async () => signDev({}, { jwk: devPublicJwk }), 'invalid_token', 'header_jwk_refused'],
+    ['a jku', async () => signDev({}, { jku: 'http://127.0.0.1:9/jwks' }), 'invalid_token', 'header_jku_refused'],
+    ['an x5u', async () => signDev({}, { x5u: 'http://127.0.0.1:9/cert' }), 'invalid_token', 'header_x5u_refused'],
+    ['an x5c', async () => signDev({}, { x5c: ['MIIB'] }), 'invalid_token', 'header_x5c_refused'],
+    ['a nested JWT (cty JWT)', async () => signDev({}, { cty: 'jwt' }), 'invalid_token', 'nested_jwt_refused'],
+    ['no iss', async () => sign(without(devClaims(), 'iss')), 'invalid_token', 'missing_iss'],
+    ['a non-string iss', async () => signDev({ iss: 42 }), 'invalid_token', 'missing_iss'],
+    ['an unknown iss', async () => signDev({ iss: 'https://evil.example.com' }), 'invalid_token', 'unknown_issuer'],
+    ['iss with two trailing slashes', async () => signDev({ iss: `${DEV.issuer}//` }), 'invalid_token', 'unknown_issuer'],
+    ['iss differing only in case', async () => signDev({ iss: DEV.issuer.toUpperCase() }), 'invalid_token', 'unknown_issuer'],
+    ['an unknown kid', async () => signDev({}, { kid: 'other' }), 'invalid_token', 'unknown_kid'],
+    ['a signature by another key under the right kid', async () => sign(devClaims(), {}, strangerKey), 'invalid_token', 'bad_signature'],
+    ['a tampered payload', async () => {
+      const [h, , s] = (await signDev()).split('.');
+      return `${h}.${b64({ ...devClaims(), sub: 'admin' })}.${s}`;
+    }, 'invalid_token', 'bad_signature'],
+    ['a wrong aud', async () => signDev({ aud: 'other' }), 'invalid_token', 'claim_aud_check_failed'],
+    ['an aud array with a foreign audience', async () => signDev({ aud: ['tvm', 'other'] }), 'invalid_token', 'foreign_audience'],
+    ['expired beyond the skew', async () => signDev({ exp: NOW_S - CLOCK_SKEW_SECONDS - 1 }), 'invalid_token', 'token_expired'],
+    ['nbf in the future beyond the skew', async () => signDev({ nbf: NOW_S + CLOCK_SKEW_SECONDS + 5 }), 'invalid_token', 'claim_nbf_check_failed'],
+    ['iat in the future beyond the skew', async () => signDev({ iat: NOW_S + CLOCK_SKEW_SECONDS + 5 }), 'invalid_token', 'iat_in_future'],
+    ['iat in the future for an issuer with maxTokenAge', async () => signCi({ iat: NOW_S + CLOCK_SKEW_SECONDS + 5 }), 'invalid_token', 'claim_iat_check_failed'],
+    ['older than maxTokenAgeSeconds', async () => signCi({ iat: NOW_S - 900 - CLOCK_SKEW_SECONDS - 1 }), 'invalid_token', 'token_expired'],
+    ['no exp', async () => sign(without(devClaims(), 'exp')), 'invalid_token', 'claim_exp_missing'],
+    ['no iat', async () => sign(without(devClaims(), 'iat')), 'invalid_token', 'claim_iat_missing'],
+    ['no sub', async () => sign(without(devClaims(), 'sub')), 'invalid_token', 'claim_sub_missing'],
+    ['no aud', async () => sign(without(devClaims(), 'aud')), 'invalid_token', 'claim_aud_missing'],
+    ['an empty sub', async () => signDev({ sub: '' }), 'invalid_token', 'bad_sub'],
+    ['a sub over 512 characters', async () => signDev({ sub: 's'.repeat(513) }), 'invalid_token', 'bad_sub'],
+    ['no jti for a single-use issuer', async () => sign(without(ciClaims(), 'jti'), { alg: 'RS256', kid: 'ci-1' }, ciKey), 'invalid_token', 'missing_jti'],
+    ['an empty jti for a single-use issuer', async () => signCi({ jti: '' }), 'invalid_token', 'missing_jti'],
+  ];
+
+  it.each(cases)('%s', async (_name, make, code, reason) => {
+    const replay = memoryReplay();
+    expect(await refusal(verifyToken(deps({ replay }), await make()))).toEqual({ code, reason });
+    expect(replay.keys.size).toBe(0);
+  });
+
+  it('never asks for keys before the issuer is known, nor for a refused header', async () => {
+    const asked: string[] = [];
+    const spy: KeyResolver = (name) => {
+      asked.push(name);
+      return keys(name);
+    };
+    for (const token of [await signDev({ iss: 'https://evil.example.com' }), await signDev({}, { jku: 'http://127.0.0.1:9/' })]) {
+      await refusal(verifyToken(deps({ keys: spy }), token));
+    }
+    expect(asked).toEqual([]);
+  });
+
+  it('drops __proto__, constructor and prototype claims and leaves prototypes clean', async () => {
+    const payload = `{"iss":"${DEV.issuer}","sub":"agent-1","aud":"tvm","iat":${NOW_S},"exp":${NOW_S + 60},"__proto__":{"polluted":true},"constructor":"x","prototype":"y","ok":"yes"}`;
+    const token = await new SignJWT(JSON.parse(payload)).setProtectedHeader({ alg: 'ES256', kid: 'dev-1' }).sign(devKey);
+    const who = await verifyToken(deps(), token);
+    expect(Object.keys(who.claims)).not.toContain('__proto__');
+    expect(Object.keys(who.claims)).not.toContain('constructor');
+    expect(Object.keys(who.claims)).not.toContain('prototype');
+    expect(who.claims.ok).toBe('yes');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('single use', () => {
+  it('accepts a jti once and answers token_replayed after, keyed by the trimmed iss', async () => {
+    const replay = memoryReplay();
+    const token = await signCi();
+    await expect(verifyToken(deps({ replay }), token)).resolves.toMatchObject({ principal: 'ci|repo:acme/app:ref:refs/heads/main' });
+    expect([...replay.keys]).toEqual([[`${trimSlash(CI.issuer)}#j-1`, NOW_S + 300 + CLOCK_SKEW_SECONDS]]);
+    expect(await refusal(verifyToken(deps({ replay }), token))).toEqual({ code: 'token_replayed', reason: 'token_replayed' });
+    // The same jti with the issuer spelled without its slash is the same token.
+    expect(await refusal(verifyToken(deps({ replay }), await signCi({ iss: trimSlash(CI.issuer) })))).toEqual({
+      code: 'token_replayed',
+      reason: 'token_replayed',
+    });
+  });
+
+  it('does not track jti for an issuer without singleUse', async () => {
+    const replay = memoryReplay();
+    const token = await signDev({ jti: 'j-1' });
+    await verifyToken(deps({ replay }), token);
+    await verifyToken(deps({ replay }), token);
+    expect(replay.keys.size).toBe(0);
+  });
+
+  it('answers upstream_unavailable when the replay store fails', async () => {
+    const replay: ReplayGuard = { claim: async () => Promise.reject(new Error('dynamo down')) };
+    expect(await refusal(verifyToken(deps({ replay }), await signCi()))).toEqual({ code: 'upstream_unavailable', reason: 'replay_store_unavailable' });
+  });
+});
+
+describe('key source failures are the issuer, not the token', () => {
+  it.each([
+    ['a network error', () => Promise.reject(new TypeError('fetch failed'))],
+    ['a thrown non-error', () => Promise.reject('boom')],
+  ])('%s → upstream_unavailable jwks_unreachable', async (_name, fail) => {
+    const broken: KeyResolver = () => fail as never;
+    expect(await refusal(verifyToken(deps({ keys: broken }), await signDev()))).toEqual({ code: 'upstream_unavailable', reason: 'jwks_unreachable' });
+  });
+});
+
+describe('findIssuer', () => {
+  it.each([
+    [DEV.issuer, 'dev'],
+    [`${DEV.issuer}/`, 'dev'],
+    [trimSlash(CI.issuer), 'ci'],
+    [CI.issuer, 'ci'],
+    [`${CI.issuer}/`, undefined],
+    ['http://127.0.0.1:8787/_dev', undefined],
+    ['', undefined],
+  ])('%s → %s', (iss, name) => {
+    expect(findIssuer(ISSUERS, iss)?.name).toBe(name);
+  });
+});
