@@ -104,7 +104,7 @@ describe('function bundles', () => {
     expect(map.sources.some((s) => s.includes('@aws-sdk/') || s.includes('@smithy/'))).toBe(true);
   });
 
-  it.todo.each(missing)('%s: handler not written yet, bundle not checked');
+  for (const name of missing) it.todo(`${name}: handler not written yet, bundle not checked`);
 });
 
 describe('bundles load as Lambda would load them', () => {
