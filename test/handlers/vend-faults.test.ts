@@ -1,0 +1,93 @@
+/**
+ * Faults around the vend handler on the local stack's real endpoints: DynamoDB down before STS,
+ * STS failing, the `active` update failing. After each: no credentials without an active lease.
+ */
+import { AssumeRoleCommand } from '@aws-sdk/client-sts';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LeaseStore } from '../../functions/core/ports.js';
+import { createRuntime } from '../../functions/shared/runtime.js';
+import { createVendHandler } from '../../functions/vend/handler.js';
+import { httpEvent } from '../helpers/events.js';
+import { startTestStack, type TestStack } from '../helpers/stack.js';
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startTestStack();
+});
+afterAll(() => stack?.close());
+
+const vendEvent = async () => httpEvent('POST /v1/vend', { headers: { authorization: `Bearer ${await stack.mintToken()}` }, body: { grant: 'reports-read' } });
+
+async function leasesOf(status: string) {
+  return stack.runtime.leases.list({ status: status as never, limit: 1000 });
+}
+
+describe('vend under faults', () => {
+  const stsMock = () => mockClient(stack.runtime.sts);
+
+  it('DynamoDB down before STS → 503, no STS call', async () => {
+    const settings = stack.runtime.settings;
+    const down = createRuntime({ ...settings, dynamodbEndpoint: 'http://127.0.0.1:9', logger: stack.runtime.logger });
+    const sessions = stack.stack.sessionCount();
+    const answer = await createVendHandler(down)(await vendEvent());
+    expect(answer.statusCode).toBe(503);
+    expect(JSON.parse(answer.body).error).toBe('upstream_unavailable');
+    expect(stack.stack.sessionCount()).toBe(sessions);
+    down.ddb.destroy();
+  });
+
+  it.each([
+    ['Throttling', 429, 'throttled'],
+    ['AccessDenied', 403, 'access_denied'],
+    ['ServiceUnavailable', 503, 'upstream_unavailable'],
+  ])('STS %s → %i and the lease is failed', async (name, status, code) => {
+    const mock = stsMock();
+    mock.on(AssumeRoleCommand).rejects(Object.assign(new Error(name), { name, $metadata: {} }));
+    try {
+      const failedBefore = (await leasesOf('failed')).length;
+      const answer = await createVendHandler(stack.runtime)(await vendEvent());
+      expect(answer.statusCode).toBe(status);
+      expect(JSON.parse(answer.body).error).toBe(code);
+      expect(answer.body).not.toContain('AccessKeyId');
+      expect((await leasesOf('failed')).length).toBe(failedBefore + 1);
+    } finally {
+      mock.restore();
+    }
+  });
+
+  it('STS answering without Credentials → 503, lease failed', async () => {
+    const mock = stsMock();
+    mock.on(AssumeRoleCommand).resolves({ $metadata: {} });
+    try {
+      const answer = await createVendHandler(stack.runtime)(await vendEvent());
+      expect(answer.statusCode).toBe(503);
+    } finally {
+      mock.restore();
+    }
+  });
+
+  it('the active update failing after STS → 503, no credentials, the lease stays pending for the sweep', async () => {
+    const real = stack.runtime.leases;
+    const failing: LeaseStore = Object.assign(Object.create(Object.getPrototypeOf(real)), real, {
+      activate: () => Promise.reject(new Error('ProvisionedThroughputExceededException')),
+    });
+    const pendingBefore = (await leasesOf('pending')).length;
+    const sessions = stack.stack.sessionCount();
+    const answer = await createVendHandler({ ...stack.runtime, leases: failing })(await vendEvent());
+    expect(answer.statusCode).toBe(503);
+    expect(answer.body).not.toMatch(/AccessKeyId|SecretAccessKey|SessionToken/);
+    expect(stack.stack.sessionCount()).toBe(sessions + 1);
+    const pending = await leasesOf('pending');
+    expect(pending.length).toBe(pendingBefore + 1);
+  });
+
+  it('every credential handed out in this file has an active lease', async () => {
+    const ok = await createVendHandler(stack.runtime)(await vendEvent());
+    expect(ok.statusCode).toBe(200);
+    const { leaseId, credentials } = JSON.parse(ok.body);
+    const lease = await stack.runtime.leases.get(leaseId);
+    expect(lease?.status).toBe('active');
+    expect(lease?.accessKeyId).toBe(credentials.AccessKeyId);
+  });
+});
