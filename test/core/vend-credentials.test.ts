@@ -1,0 +1,352 @@
+/**
+ * The vend use case with small fakes for its ports and a fixed clock: every path asserts what
+ * reached STS and what the lease store holds (no credentials leave without an active lease).
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { GrantConfig } from '../../functions/core/config.js';
+import { AccessDenied, Throttled, TvmError } from '../../functions/core/errors.js';
+import { canTransition, isLive, LEASE_ID, sessionNameFor, sourceIdentityFor } from '../../functions/core/lease.js';
+import type {
+  AssumeRoleInput,
+  AuthzRequest,
+  CredentialIssuer,
+  Decision,
+  IssuedCredentials,
+  Lease,
+  LeaseEvent,
+  LeaseStatus,
+  LeaseStore,
+  PolicyEngine,
+} from '../../functions/core/ports.js';
+import { cedarContext, vendCredentials, type VendDeps, type VendRequest } from '../../functions/core/vend-credentials.js';
+import type { VerifiedToken } from '../../functions/core/verify-token.js';
+
+const FIXED = Date.UTC(2027, 0, 15, 8, 0, 0);
+const ISO = new Date(FIXED).toISOString();
+const LEASE = 'Labcdefghijklmnopqrstuvwxyz';
+
+const GRANTS: GrantConfig[] = [
+  {
+    name: 'reports-read',
+    roleArn: 'arn:aws:iam::123456789012:role/tvm/reports-read',
+    durationSeconds: { default: 900, max: 1800 },
+    sessionPolicy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::reports/${claims.team}/*'] }] },
+    sessionTags: { team: '${claims.team}', 'tvm:lease': 'forged' },
+  },
+];
+
+const who: VerifiedToken = {
+  principal: 'dev|agent-1',
+  issuer: { name: 'dev', issuer: 'http://127.0.0.1:8787/_dev/issuer', audiences: ['tvm'], algorithms: ['ES256'], singleUse: false },
+  iss: 'http://127.0.0.1:8787/_dev/issuer',
+  sub: 'agent-1',
+  claims: { team: 'blue', sub: 'agent-1' },
+  exp: FIXED / 1000 + 300,
+  tokenSha256: 'a'.repeat(64),
+};
+
+const CREDS: IssuedCredentials = {
+  accessKeyId: 'ASIAEXAMPLE000000001',
+  secretAccessKey: 'secret',
+  sessionToken: 'session-token',
+  expiration: new Date(FIXED + 900_000).toISOString(),
+};
+
+class FakeLeases implements LeaseStore {
+  readonly leases = new Map<string, Lease>();
+  failOn: Partial<Record<'createPending' | 'activate' | 'fail', Error>> = {};
+  async createPending(lease: Lease) {
+    if (this.failOn.createPending) throw this.failOn.createPending;
+    if (this.leases.has(lease.leaseId)) throw new Error('exists');
+    this.leases.set(lease.leaseId, structuredClone(lease));
+  }
+  async activate(leaseId: string, accessKeyId: string, expiresAt: string, event: LeaseEvent) {
+    if (this.failOn.activate) throw this.failOn.activate;
+    const l = this.leases.get(leaseId)!;
+    if (l.status !== 'pending') throw new Error('not pending');
+    Object.assign(l, { status: 'active', accessKeyId, expiresAt, events: [...l.events, event] });
+    return structuredClone(l);
+  }
+  async fail(leaseId: string, event: LeaseEvent) {
+    if (this.failOn.fail) throw this.failOn.fail;
+    await this.transition(leaseId, ['pending'], 'failed', {}, event);
+  }
+  async get(leaseId: string) {
+    return this.leases.get(leaseId);
+  }
+  async list() {
+    return [...this.leases.values()];
+  }
+  async transition(leaseId: string, from: LeaseStatus[], to: LeaseStatus, _f: object, event: LeaseEvent) {
+    const l = this.leases.get(leaseId);
+    if (!l || !from.includes(l.status)) return undefined;
+    Object.assign(l, { status: to, events: [...l.events, event] });
+    return l;
+  }
+  async listDue() {
+    return { leases: [] };
+  }
+  async listLive() {
+    return { leases: [] };
+  }
+}
+
+class FakeSts implements CredentialIssuer {
+  readonly calls: AssumeRoleInput[] = [];
+  error?: Error;
+  async assumeRole(input: AssumeRoleInput) {
+    this.calls.push(input);
+    if (this.error) throw this.error;
+    return CREDS;
+  }
+}
+
+class FakePolicy implements PolicyEngine {
+  readonly requests: AuthzRequest[] = [];
+  decision: Decision = { allow: true, policyIds: ['dev-agents-read-reports'], errors: [] };
+  decide(request: AuthzRequest) {
+    this.requests.push(request);
+    return this.decision;
+  }
+}
+
+let leases: FakeLeases;
+let sts: FakeSts;
+let policy: FakePolicy;
+let deps: VendDeps;
+
+beforeEach(() => {
+  leases = new FakeLeases();
+  sts = new FakeSts();
+  policy = new FakePolicy();
+  deps = {
+    config: { grants: GRANTS, leases: { retentionDays: 90, pendingTimeoutSeconds: 300 } },
+    policy,
+    leases,
+    credentials: sts,
+    clock: { now: () => FIXED },
+    ids: { leaseId: () => LEASE },
+    audit: { event: () => {} },
+  };
+});
+
+const request = (over: Partial<VendRequest> = {}): VendRequest => ({ who, grant: 'reports-read', context: { task: 'nightly' }, sourceIp: '10.0.0.7', ...over });
+
+async function refusal(p: Promise<unknown>): Promise<{ code: string; reason: string }> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(TvmError);
+    return { code: (e as TvmError).code, reason: (e as TvmError).reason };
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('vendCredentials issues', () => {
+  it('credentials with an active lease, and asks STS for exactly the grant', async () => {
+    const record: Record<string, unknown> = {};
+    const { lease, credentials } = await vendCredentials(deps, request(), record);
+    expect(credentials).toEqual(CREDS);
+    expect(lease).toMatchObject({
+      leaseId: LEASE,
+      status: 'active',
+      principal: 'dev|agent-1',
+      issuer: 'dev',
+      sub: 'agent-1',
+      grant: 'reports-read',
+      roleArn: GRANTS[0].roleArn,
+      sessionName: `tvm-${LEASE}`,
+      sourceIdentity: 'dev.agent-1',
+      accessKeyId: CREDS.accessKeyId,
+      context: { task: 'nightly' },
+      decision: ['dev-agents-read-reports'],
+      tokenSha256: who.tokenSha256,
+      durationSeconds: 900,
+      issuedAt: ISO,
+      expiresAt: CREDS.expiration,
+      ttl: FIXED / 1000 + 900 + 90 * 86400,
+    });
+    expect(lease.events.map((e) => e.type)).toEqual(['requested', 'issued']);
+    expect(JSON.stringify(lease)).not.toContain(CREDS.secretAccessKey);
+    expect(JSON.stringify(lease)).not.toContain(CREDS.sessionToken);
+    expect(leases.leases.get(LEASE)!.status).toBe('active');
+
+    expect(sts.calls).toEqual([
+      {
+        roleArn: GRANTS[0].roleArn,
+        sessionName: `tvm-${LEASE}`,
+        sourceIdentity: 'dev.agent-1',
+        durationSeconds: 900,
+        policy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::reports/blue/*'] }] }),
+        // tvm's own tags win over a grant tag of the same key.
+        tags: { team: 'blue', 'tvm:lease': LEASE, 'tvm:grant': 'reports-read', 'tvm:issuer': 'dev' },
+      },
+    ]);
+    expect(policy.requests).toEqual([
+      {
+        principal: { issuer: 'dev', iss: who.iss, sub: 'agent-1', claims: who.claims },
+        action: 'vend',
+        resource: { type: 'Grant', id: 'reports-read' },
+        context: { task: 'nightly', durationSeconds: 900, sourceIp: '10.0.0.7' },
+      },
+    ]);
+    expect(record).toEqual({ grant: 'reports-read', durationSeconds: 900, decision: ['dev-agents-read-reports'], leaseId: LEASE, accessKeyId: CREDS.accessKeyId });
+  });
+
+  it('writes the lease pending, bounded by the requested duration, before STS is called', async () => {
+    let seen: Lease | undefined;
+    sts.assumeRole = async (input) => {
+      seen = structuredClone(leases.leases.get(LEASE));
+      sts.calls.push(input);
+      return CREDS;
+    };
+    await vendCredentials(deps, request({ durationSeconds: 1200 }));
+    expect(seen).toMatchObject({ status: 'pending', expiresAt: new Date(FIXED + 1200_000).toISOString(), durationSeconds: 1200 });
+    expect(seen!.accessKeyId).toBeUndefined();
+  });
+
+  it.each([
+    [undefined, 900],
+    [900, 900],
+    [1200, 1200],
+    [1800, 1800],
+    [3600, 1800],
+  ])('duration requested %s → %s (default, clamped to the grant max)', async (durationSeconds, want) => {
+    await vendCredentials(deps, request({ durationSeconds }));
+    expect(sts.calls[0].durationSeconds).toBe(want);
+    expect(policy.requests[0].context.durationSeconds).toBe(want);
+  });
+});
+
+describe('vendCredentials refuses before any lease or STS call', () => {
+  const cases: [string, () => void, Partial<VendRequest>, string, string][] = [
+    ['an unknown grant', () => {}, { grant: 'nope' }, 'access_denied', 'unknown_grant'],
+    ['a duration under 900', () => {}, { durationSeconds: 899 }, 'invalid_request', 'duration_out_of_bounds'],
+    ['a duration over 3600', () => {}, { durationSeconds: 3601 }, 'invalid_request', 'duration_out_of_bounds'],
+    ['a fractional duration', () => {}, { durationSeconds: 900.5 }, 'invalid_request', 'duration_out_of_bounds'],
+    ['a NaN duration', () => {}, { durationSeconds: Number.NaN }, 'invalid_request', 'duration_out_of_bounds'],
+    ['a policy deny', () => (policy.decision = { allow: false, policyIds: ['no-restricted-data-for-long'], errors: [] }), {}, 'access_denied', 'policy_deny'],
+    ['a deny by default', () => (policy.decision = { allow: false, policyIds: [], errors: [] }), {}, 'access_denied', 'policy_deny'],
+    ['a claim that tries to widen the policy', () => {}, { who: { ...who, claims: { team: '*' } } }, 'invalid_request', 'placeholder_unsafe'],
+    ['a claim with a quote', () => {}, { who: { ...who, claims: { team: 'a"b' } } }, 'invalid_request', 'placeholder_unsafe'],
+    ['a claim with ${', () => {}, { who: { ...who, claims: { team: '${aws:username}' } } }, 'invalid_request', 'placeholder_unsafe'],
+    ['a missing claim', () => {}, { who: { ...who, claims: {} } }, 'invalid_request', 'placeholder_missing'],
+  ];
+  it.each(cases)('%s', async (_name, arrange, over, code, reason) => {
+    arrange();
+    expect(await refusal(vendCredentials(deps, request(over)))).toEqual({ code, reason });
+    expect(sts.calls).toEqual([]);
+    expect(leases.leases.size).toBe(0);
+  });
+
+  it('records the deciding policy ids of a deny', async () => {
+    policy.decision = { allow: false, policyIds: ['no-restricted-data-for-long'], errors: [] };
+    const record: Record<string, unknown> = {};
+    await refusal(vendCredentials(deps, request(), record));
+    expect(record.decision).toEqual(['no-restricted-data-for-long']);
+    expect(record.leaseId).toBeUndefined();
+  });
+
+  it('answers 503 when the lease store is down, and never calls STS', async () => {
+    leases.failOn.createPending = new Error('ECONNREFUSED');
+    expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'upstream_unavailable', reason: 'lease_store_unavailable' });
+    expect(sts.calls).toEqual([]);
+  });
+
+  it('passes a store error that is already a TvmError through', async () => {
+    leases.failOn.createPending = new Throttled('ddb_throttled');
+    expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'throttled', reason: 'ddb_throttled' });
+    expect(sts.calls).toEqual([]);
+  });
+});
+
+describe('vendCredentials after the lease is written', () => {
+  it.each([
+    ['throttling', new Throttled('sts_throttled'), 'throttled', 'sts_throttled'],
+    ['access denied', new AccessDenied('sts_access_denied'), 'access_denied', 'sts_access_denied'],
+    ['an unknown failure', new Error('socket hang up'), 'upstream_unavailable', 'sts_failed'],
+  ])('STS %s → the lease is failed and the mapped error answers', async (_name, error, code, reason) => {
+    sts.error = error;
+    expect(await refusal(vendCredentials(deps, request()))).toEqual({ code, reason });
+    const lease = leases.leases.get(LEASE)!;
+    expect(lease.status).toBe('failed');
+    expect(lease.events.at(-1)).toEqual({ at: ISO, type: 'failed', reason });
+  });
+
+  it('STS fails and so does the store: the original error answers, the lease stays pending for the sweep', async () => {
+    sts.error = new Throttled('sts_throttled');
+    leases.failOn.fail = new Error('ddb down');
+    expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'throttled', reason: 'sts_throttled' });
+    expect(leases.leases.get(LEASE)!.status).toBe('pending');
+  });
+
+  it('activation fails after STS: no credentials leave, 503, the lease stays pending', async () => {
+    leases.failOn.activate = new Error('ddb down');
+    const record: Record<string, unknown> = {};
+    expect(await refusal(vendCredentials(deps, request(), record))).toEqual({ code: 'upstream_unavailable', reason: 'lease_activate_failed' });
+    expect(sts.calls).toHaveLength(1);
+    expect(leases.leases.get(LEASE)!.status).toBe('pending');
+    expect(record.accessKeyId).toBeUndefined();
+  });
+});
+
+describe('cedarContext', () => {
+  it.each([
+    [{}, {}, {}],
+    [{ task: 't', tool: undefined }, { durationSeconds: 900, sourceIp: undefined }, { task: 't', durationSeconds: 900 }],
+    [{ sensitivity: 'restricted' as const, environment: 'prod' }, { sourceIp: '127.0.0.1' }, { sensitivity: 'restricted', environment: 'prod', sourceIp: '127.0.0.1' }],
+  ])('%j + %j → %j (absent values stay absent)', (context, extra, want) => {
+    const out = cedarContext(context, extra);
+    expect(out).toEqual(want);
+    for (const [k, v] of Object.entries(out)) expect(v, k).not.toBeUndefined();
+  });
+});
+
+describe('lease model', () => {
+  it.each([
+    ['dev', 'agent-1', 'dev.agent-1'],
+    ['github', 'repo:acme/app:ref:refs/heads/main', /^github\.[0-9a-f]{40}$/],
+    ['dev', 'a'.repeat(70), /^dev\.[0-9a-f]{40}$/],
+    ['dev', 'a|b', /^dev\.[0-9a-f]{40}$/],
+  ])('sourceIdentityFor(%s, %s) fits AWS SourceIdentity', (issuer, sub, want) => {
+    const got = sourceIdentityFor(issuer, sub);
+    if (typeof want === 'string') expect(got).toBe(want);
+    else expect(got).toMatch(want);
+    expect(got).toMatch(/^[\w+=,.@-]{2,64}$/);
+    expect(sourceIdentityFor(issuer, sub)).toBe(got);
+  });
+
+  it('a long issuer name still fits', () => {
+    expect(sourceIdentityFor('i'.repeat(60), 'x/y')).toMatch(/^i{20}\.[0-9a-f]{40}$/);
+  });
+
+  it('session names carry the lease id and fit STS', () => {
+    expect(sessionNameFor(LEASE)).toBe(`tvm-${LEASE}`);
+    expect(sessionNameFor(LEASE)).toMatch(/^[\w+=,.@-]{2,64}$/);
+    expect(LEASE).toMatch(LEASE_ID);
+  });
+
+  it.each([
+    ['pending', 'active', true],
+    ['pending', 'failed', true],
+    ['active', 'revoked', true],
+    ['active', 'expired', true],
+    ['pending', 'revoked', false],
+    ['active', 'pending', false],
+    ['revoked', 'active', false],
+    ['expired', 'revoked', false],
+    ['failed', 'active', false],
+  ] as [LeaseStatus, LeaseStatus, boolean][])('%s → %s: %s', (from, to, ok) => {
+    expect(canTransition(from, to)).toBe(ok);
+  });
+
+  it.each([
+    ['pending', true],
+    ['active', true],
+    ['revoked', false],
+    ['expired', false],
+    ['failed', false],
+  ] as [LeaseStatus, boolean][])('isLive(%s) = %s', (s, live) => {
+    expect(isLive(s)).toBe(live);
+  });
+});
