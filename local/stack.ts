@@ -4,7 +4,7 @@
  * schedules on short intervals.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { TvmConfig } from '../functions/core/config.js';
@@ -27,8 +27,9 @@ export interface LocalStackOptions {
   configPath: string;
   /** The API port (default 8787; STS/IAM on port+1, DynamoDB on port+2). 0: every port ephemeral. */
   port?: number;
-  /** Data folder (default .tvm/dev); ignored with `ephemeral`. */
+  /** Data folder (default .tvm/dev). With `ephemeral`, only endpoints.json is written there (if given). */
   dataDir?: string;
+  /** Keep leases, keys and emulator state in memory only. */
   ephemeral?: boolean;
   /** Every log line, as JSON text. Default: stdout. */
   logSink?: (line: string) => void;
@@ -97,7 +98,9 @@ export function localConfig(config: Readonly<TvmConfig>, issuerUrl: string, vend
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const fileConfig = loadConfig(opts.configPath);
   const dataDir = opts.ephemeral ? undefined : resolve(opts.dataDir ?? '.tvm/dev');
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const endpointsDir = opts.ephemeral ? opts.dataDir && resolve(opts.dataDir) : dataDir;
+  if (endpointsDir) mkdirSync(endpointsDir, { recursive: true });
+  const endpointsFile = endpointsDir && join(endpointsDir, 'endpoints.json');
   const secrets = localSecrets(dataDir);
   const basePort = opts.port ?? DEFAULT_PORT;
   const portFor = (offset: number) => (basePort === 0 ? 0 : basePort + offset);
@@ -111,6 +114,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     let issuer: DevIssuer | undefined;
     const server = await startLocalServer({ port: basePort, handlers, adminToken: secrets.adminToken, issuer: () => issuer });
     closers.push(() => server.close());
+    closers.push(async () => {
+      // A stopped stack must not leave a file that sends clients to dead ports.
+      if (endpointsFile) rmSync(endpointsFile, { force: true });
+    });
     const issuerUrl = `${server.url}${DEV_ISSUER_PATH}`;
     const devIssuerConfig = fileConfig.issuers.find((i) => i.name === fileConfig.local?.devIssuer);
     issuer = await createDevIssuer({ url: issuerUrl, dataDir, defaultAudience: devIssuerConfig?.audiences[0] ?? 'tvm' });
@@ -167,7 +174,6 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       adminToken: secrets.adminToken,
       vendors: vendorUrls,
     };
-    const endpointsFile = dataDir && join(dataDir, 'endpoints.json');
     if (endpointsFile) writeJsonAtomic(endpointsFile, endpoints);
     return { endpoints, endpointsFile, runtime, issuer, config, metrics, sessionCount: () => emulator.sessionCount(), close };
   } catch (e) {

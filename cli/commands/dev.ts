@@ -1,4 +1,5 @@
 /** `tvm dev`: the local stack in one process, until SIGINT or SIGTERM. */
+import { resolve } from 'node:path';
 import { startLocalStack } from '../../local/stack.js';
 import { ConfigError } from '../../functions/shared/load-config.js';
 import { EXIT, parse, Refusal, UsageError, type Io } from '../lib.js';
@@ -7,7 +8,7 @@ const HELP = `usage: tvm dev [--config F] [--port N] [--data DIR] [--ephemeral]
   --config F     config file (default $TVM_CONFIG or config/tvm.yaml)
   --port N       API port (default 8787; STS/IAM on N+1, DynamoDB on N+2; 0 = any free ports)
   --data DIR     where leases, keys and the emulator's state are kept (default .tvm/dev)
-  --ephemeral    keep nothing on disk except endpoints.json
+  --ephemeral    keep leases, keys and emulator state in memory (endpoints.json is still written)
 `;
 
 export async function run(args: string[], io: Io): Promise<number> {
@@ -38,7 +39,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     throw e;
   }
   const ep = stack.endpoints;
-  const data = stack.endpointsFile ? stack.endpointsFile.replace(/\/endpoints\.json$/, '') : dataDir;
+  const data = resolve(dataDir);
   const grant = stack.config.grants[0]?.name ?? 'GRANT';
   const envPrefix = data === `${process.cwd()}/.tvm/dev` ? '' : `TVM_DATA=${data} `;
   io.out(`tvm dev is running${values.ephemeral ? ' (ephemeral)' : ` (data in ${data})`}
@@ -51,7 +52,7 @@ ${Object.entries(ep.vendors).map(([n, u]) => `  vendor ${n.padEnd(6)}${u}\n`).jo
   endpoints    ${stack.endpointsFile ?? '(not written)'}
 
 Try, in another terminal:
-  ${envPrefix}npx tvm token --claim team=analytics > /tmp/tvm-token
+  ${envPrefix}npx tvm token --claim team=analytics --out /tmp/tvm-token
   ${envPrefix}TVM_TOKEN_FILE=/tmp/tvm-token npx tvm vend --grant ${grant} --format env > /tmp/tvm-creds && . /tmp/tvm-creds
   aws sts get-caller-identity --endpoint-url ${ep.sts} --region us-east-1
   ${envPrefix}npx tvm leases --status active
