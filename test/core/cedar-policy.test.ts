@@ -1,0 +1,167 @@
+/**
+ * Decisions of the Cedar engine as tvm builds it: policies split from Cedar text by their `@id`,
+ * preparsed once, deny by default, forbid wins, absent context values tested with `has`.
+ */
+import { describe, expect, it } from 'vitest';
+import { claimNames, createCedarPolicyEngine, validatePolicies } from '../../functions/adapters/cedar-policy.js';
+import type { ConfigProblem } from '../../functions/core/config.js';
+import type { AuthzRequest } from '../../functions/core/ports.js';
+import { splitCedar } from '../../functions/shared/load-config.js';
+
+const POLICIES = `
+// Local agents with a team claim may read their team's reports.
+@id("dev-agents-read-reports")
+permit (principal, action == Tvm::Action::"vend", resource == Tvm::Grant::"reports-read")
+when { principal.issuer == "dev" && principal.claims has team };
+
+@id("ci-deploys-artifacts")
+permit (principal, action == Tvm::Action::"vend", resource == Tvm::Grant::"deploy")
+when {
+  principal.issuer == "github" &&
+  principal.claims has repository_id && principal.claims.repository_id == "123456" &&
+  principal.claims has job_workflow_ref &&
+  principal.claims.job_workflow_ref == "acme/app/.github/workflows/release.yml@refs/heads/main"
+};
+
+@id("no-restricted-data-for-long")
+forbid (principal, action == Tvm::Action::"vend", resource)
+when { context has sensitivity && context.sensitivity == "restricted" && context.durationSeconds > 900 };
+
+@id("office-network-only")
+permit (principal, action == Tvm::Action::"vend", resource == Tvm::Grant::"office")
+when { context has sourceIp && context.sourceIp.isInRange(ip("10.0.0.0/8")) };
+
+@id("admins-group")
+permit (principal, action == Tvm::Action::"vend", resource == Tvm::Grant::"admin")
+when { principal.claims has groups && principal.claims.groups.contains("admins") };
+
+@id("admins-any-team")
+permit (principal, action == Tvm::Action::"vend", resource == Tvm::Grant::"admin")
+when { principal.claims has groups && principal.claims.groups.containsAny(["admins", "ops"]) };
+
+@id("prod-env-needs-task")
+forbid (principal, action == Tvm::Action::"vend", resource)
+when { context has environment && context.environment == "prod" && !(context has task) };
+
+@id("level-claim")
+permit (principal, action == Tvm::Action::"vend", resource == Tvm::Grant::"levels")
+when { principal.claims has level && principal.claims.level >= 3 && principal.claims has verified && principal.claims.verified };
+
+@id("self-revoke")
+permit (principal, action == Tvm::Action::"revoke", resource);
+
+@id("broker-read")
+permit (principal, action == Tvm::Action::"broker", resource == Tvm::Vendor::"datadog")
+when { context.method == "GET" };
+`;
+
+function policies(text = POLICIES) {
+  const problems: ConfigProblem[] = [];
+  const cedar = splitCedar('policies/test.cedar', text, problems);
+  expect(problems).toEqual([]);
+  return cedar;
+}
+
+const engine = createCedarPolicyEngine({ cedar: policies() });
+
+type Req = { issuer?: string; claims?: Record<string, unknown>; action?: AuthzRequest['action']; resource?: AuthzRequest['resource']; context?: Record<string, unknown> };
+function req({ issuer = 'dev', claims = { team: 'blue' }, action = 'vend', resource = { type: 'Grant', id: 'reports-read' }, context = { durationSeconds: 900 } }: Req): AuthzRequest {
+  return { principal: { issuer, iss: `https://${issuer}.example.com`, sub: 'agent-1', claims }, action, resource, context };
+}
+
+const CI = { repository_id: '123456', job_workflow_ref: 'acme/app/.github/workflows/release.yml@refs/heads/main' };
+
+describe('decisions', () => {
+  const table: [string, Req, boolean, string[]][] = [
+    ['a dev agent with a team claim', {}, true, ['dev-agents-read-reports']],
+    ['a dev agent without a team claim (deny by default)', { claims: {} }, false, []],
+    ['another issuer with a team claim', { issuer: 'github' }, false, []],
+    ['a grant no policy names', { resource: { type: 'Grant', id: 'nothing' } }, false, []],
+    ['CI on the pinned workflow', { issuer: 'github', claims: CI, resource: { type: 'Grant', id: 'deploy' } }, true, ['ci-deploys-artifacts']],
+    [
+      'CI on another workflow',
+      { issuer: 'github', claims: { ...CI, job_workflow_ref: 'acme/app/.github/workflows/x.yml@refs/heads/main' }, resource: { type: 'Grant', id: 'deploy' } },
+      false,
+      [],
+    ],
+    ['restricted data for 900 s', { context: { sensitivity: 'restricted', durationSeconds: 900 } }, true, ['dev-agents-read-reports']],
+    ['restricted data for 1800 s: forbid wins over a permit', { context: { sensitivity: 'restricted', durationSeconds: 1800 } }, false, ['no-restricted-data-for-long']],
+    ['internal data for 1800 s', { context: { sensitivity: 'internal', durationSeconds: 1800 } }, true, ['dev-agents-read-reports']],
+    ['an unknown sensitivity value is dropped, not matched', { context: { sensitivity: 'RESTRICTED', durationSeconds: 1800 } }, true, ['dev-agents-read-reports']],
+    ['prod without a task (context has)', { context: { environment: 'prod', durationSeconds: 900 } }, false, ['prod-env-needs-task']],
+    ['prod with a task', { context: { environment: 'prod', task: 'deploy', durationSeconds: 900 } }, true, ['dev-agents-read-reports']],
+    ['a source IP inside the range', { resource: { type: 'Grant', id: 'office' }, context: { durationSeconds: 900, sourceIp: '10.1.2.3' } }, true, ['office-network-only']],
+    ['a source IP outside the range', { resource: { type: 'Grant', id: 'office' }, context: { durationSeconds: 900, sourceIp: '192.168.1.1' } }, false, []],
+    ['no source IP', { resource: { type: 'Grant', id: 'office' }, context: { durationSeconds: 900 } }, false, []],
+    ['an IPv6 source IP', { resource: { type: 'Grant', id: 'office' }, context: { durationSeconds: 900, sourceIp: '::1' } }, false, []],
+    [
+      'a claims set containing admins: every permitting id comes back',
+      { claims: { groups: ['admins', 'dev'] }, resource: { type: 'Grant', id: 'admin' } },
+      true,
+      ['admins-any-team', 'admins-group'],
+    ],
+    ['a claims set with ops only', { claims: { groups: ['ops'] }, resource: { type: 'Grant', id: 'admin' } }, true, ['admins-any-team']],
+    ['a claims set without admins', { claims: { groups: ['dev'] }, resource: { type: 'Grant', id: 'admin' } }, false, []],
+    ['an empty claims set', { claims: { groups: [] }, resource: { type: 'Grant', id: 'admin' } }, false, []],
+    ['number and boolean claims', { claims: { level: 3, verified: true }, resource: { type: 'Grant', id: 'levels' } }, true, ['level-claim']],
+    ['a number claim too low', { claims: { level: 2, verified: true }, resource: { type: 'Grant', id: 'levels' } }, false, []],
+    ['a revoke anyone may do', { action: 'revoke', context: {} }, true, ['self-revoke']],
+    ['a broker GET', { action: 'broker', resource: { type: 'Vendor', id: 'datadog' }, context: { method: 'GET', path: '/api/v1/validate' } }, true, ['broker-read']],
+    ['a broker POST', { action: 'broker', resource: { type: 'Vendor', id: 'datadog' }, context: { method: 'POST', path: '/api/v2/series' } }, false, []],
+  ];
+
+  it.each(table)('%s', (_name, r, allow, ids) => {
+    const d = engine.decide(req(r));
+    expect({ allow: d.allow, policyIds: [...d.policyIds].sort() }).toEqual({ allow, policyIds: ids });
+  });
+
+  it('a permit whose condition errors does not allow, and says why', () => {
+    const e = createCedarPolicyEngine({
+      cedar: policies(`@id("typo") permit (principal, action, resource) when { principal.claims.team == "blue" };`),
+    });
+    const d = e.decide(req({ claims: {} }));
+    expect(d).toMatchObject({ allow: false, policyIds: [] });
+    expect(d.errors).toHaveLength(1);
+    expect(d.errors[0]).toMatch(/^typo: /);
+  });
+
+  it('a context value Cedar cannot take (a malformed source IP) denies', () => {
+    const d = engine.decide(req({ resource: { type: 'Grant', id: 'office' }, context: { durationSeconds: 900, sourceIp: 'not-an-ip' } }));
+    expect(d.allow).toBe(false);
+    expect(d.policyIds).toEqual([]);
+    expect(d.errors.length).toBeGreaterThan(0);
+  });
+
+  it('no policies at all deny everything', () => {
+    const d = createCedarPolicyEngine({ cedar: [] }).decide(req({}));
+    expect(d).toEqual({ allow: false, policyIds: [], errors: [] });
+  });
+
+  it('two engines keep their own policy sets', () => {
+    const other = createCedarPolicyEngine({ cedar: policies(`@id("all") permit (principal, action, resource);`) });
+    expect(other.decide(req({ claims: {} })).policyIds).toEqual(['all']);
+    expect(engine.decide(req({ claims: {} })).allow).toBe(false);
+  });
+
+  it('refuses to build from policies that do not parse', () => {
+    expect(() => createCedarPolicyEngine({ cedar: [{ id: 'bad', file: 'x.cedar', text: 'permit (principal, action, resource) when {' }] })).toThrow();
+  });
+});
+
+describe('claimNames', () => {
+  it.each([
+    ['principal.claims.team == "x"', ['team']],
+    ['principal.claims has team && principal.claims has "odd-name"', ['team', 'odd-name']],
+    ['principal.claims["a.b"] == "x"', ['a.b']],
+    ['principal.claims . spaced', ['spaced']],
+    ['principal.issuer == "claims"', []],
+  ])('%s → %j', (text, names) => {
+    expect(claimNames(text)).toEqual(names);
+  });
+});
+
+describe('validatePolicies', () => {
+  it('accepts the policies above with no problems', () => {
+    expect(validatePolicies({ cedar: policies() }).problems).toEqual([]);
+  });
+});
