@@ -34,12 +34,13 @@ import {
   renderDenyPolicy,
   serializeDenyPolicy,
 } from '../core/deny-policy.js';
-import { Throttled, UpstreamUnavailable } from '../core/errors.js';
+import { Throttled, TvmError, UpstreamUnavailable } from '../core/errors.js';
 import type { Clock, DenyEntry, DenyOutcome, PruneOutcome, RoleRevoker } from '../core/ports.js';
 
 /** The `due` index partition that holds deny records (lease shards are `due#0`…`due#15`). */
 export const DENY_DUE_SHARD = 'deny';
 const DUE_INDEX = 'due';
+const BUDGET_CACHE_MS = 60_000;
 
 interface DenyRecord {
   version: number;
@@ -93,7 +94,7 @@ export class IamRoleRevoker implements RoleRevoker {
   }
 
   async deny(roleArn: string, entries: DenyEntry[]): Promise<DenyOutcome> {
-    let budget = await this.budgetFor(roleArn);
+    let budget = await this.cachedBudget(roleArn);
     for (let round = 0; ; round++) {
       let fallback = false;
       const record = await this.update(roleArn, (state) => {
@@ -112,8 +113,10 @@ export class IamRoleRevoker implements RoleRevoker {
       } catch (e) {
         // Another inline policy grew between our size check and the put: re-measure and let the
         // fallback make room (a revocation never fails for lack of room).
+        if (e instanceof TvmError) throw e;
         if (!isNamed(e, 'LimitExceeded', 'LimitExceededException') || round >= 3) throw mapIamError(e, roleArn, 'PutRolePolicy');
         budget = Math.min(budget - 1, await this.budgetFor(roleArn));
+        this.budgets.set(roleArn, { budget, at: this.options.clock.now() });
         continue;
       }
       const state = record.state;
@@ -264,6 +267,21 @@ export class IamRoleRevoker implements RoleRevoker {
     } catch (e) {
       if (!isNamed(e, 'ConditionalCheckFailedException')) throw e;
     }
+  }
+
+  private readonly budgets = new Map<string, { budget: number; at: number }>();
+
+  /**
+   * The budget, re-measured at most every `BUDGET_CACHE_MS`: other inline policies change rarely,
+   * and when one grew meanwhile IAM's LimitExceeded makes `deny` re-measure at once.
+   */
+  private async cachedBudget(roleArn: string): Promise<number> {
+    const hit = this.budgets.get(roleArn);
+    const now = this.options.clock.now();
+    if (hit && now - hit.at >= 0 && now - hit.at < BUDGET_CACHE_MS) return hit.budget;
+    const budget = await this.budgetFor(roleArn);
+    this.budgets.set(roleArn, { budget, at: now });
+    return budget;
   }
 
   /** Characters left for tvm's policy: IAM's 10,240 minus the role's other inline policies. */

@@ -17,6 +17,8 @@ import { DynamoReplayGuard } from '../adapters/dynamodb-replay-guard.js';
 import { createJwksKeyResolver, type JwksOptions } from '../adapters/jwks-keys.js';
 import { randomIds } from '../adapters/random-ids.js';
 import { StsCredentialIssuer } from '../adapters/sts-credential-issuer.js';
+import { IamRoleRevoker } from '../adapters/iam-role-revoker.js';
+import type { RoleRevoker } from '../core/ports.js';
 import { DEFAULT_DENY_POLICY_NAME, ENV, requireEnv } from './env.js';
 import { loadConfig } from './load-config.js';
 import { createAudit, createLogger } from './logger.js';
@@ -47,6 +49,8 @@ export interface Runtime {
   sts: STSClient;
   iam: IAMClient;
   leases: LeaseStore;
+  /** The tvm-owned deny policy on grant roles (revoke and sweep only; vend never writes IAM). */
+  revoker: RoleRevoker;
   replay: ReplayGuard;
   credentials: CredentialIssuer;
   policy: PolicyEngine;
@@ -80,6 +84,7 @@ export function createRuntime(settings: RuntimeSettings): Runtime {
     sts,
     iam,
     leases: new DynamoLeaseStore(ddb, settings.table, { pendingTimeoutSeconds: settings.config.leases.pendingTimeoutSeconds }),
+    revoker: new IamRoleRevoker(iam, ddb, settings.table, { policyName: settings.denyPolicyName ?? DEFAULT_DENY_POLICY_NAME, clock }),
     replay: new DynamoReplayGuard(ddb, settings.table, clock),
     credentials: new StsCredentialIssuer(sts),
     policy: createCedarPolicyEngine(settings.config),
