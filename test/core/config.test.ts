@@ -1,0 +1,277 @@
+/**
+ * Loading tvm.yaml and its Cedar folder: every problem names the file, the path inside it and
+ * what is wrong; the loaded config is frozen. Each case writes its own files to a temp folder.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { validatePolicies } from '../../functions/adapters/cedar-policy.js';
+import { checkConfig } from '../../functions/core/check-config.js';
+import { configSchema, formatPath, type ConfigProblem, type TvmConfig } from '../../functions/core/config.js';
+import { ConfigError, loadConfig, splitCedar } from '../../functions/shared/load-config.js';
+
+const root = mkdtempSync(join(tmpdir(), 'tvm-config-test-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const ISSUER = `  - name: dev
+    issuer: http://127.0.0.1:8787/_dev/issuer
+    audiences: [tvm]
+`;
+const GRANT = `  - name: reports-read
+    roleArn: arn:aws:iam::123456789012:role/tvm/reports-read
+    durationSeconds: { default: 900, max: 3600 }
+    sessionPolicy:
+      Version: "2012-10-17"
+      Statement:
+        - Effect: Allow
+          Action: [s3:GetObject]
+          Resource: ["arn:aws:s3:::reports/\${claims.team}/*"]
+`;
+const PERMIT = `@id("dev-read")
+permit (principal, action == Tvm::Action::"vend", resource == Tvm::Grant::"reports-read")
+when { principal.issuer == "dev" && principal.claims has team };
+`;
+
+let n = 0;
+/** Writes a config folder: `tvm.yaml` plus `policies/*.cedar`; answers the yaml's path. */
+function write(yaml: string, cedar: Record<string, string> | null = { 'vend.cedar': PERMIT }): string {
+  const dir = join(root, `c${n++}`);
+  mkdirSync(dir);
+  if (cedar) {
+    mkdirSync(join(dir, 'policies'));
+    for (const [f, text] of Object.entries(cedar)) writeFileSync(join(dir, 'policies', f), text);
+  }
+  writeFileSync(join(dir, 'tvm.yaml'), yaml);
+  return join(dir, 'tvm.yaml');
+}
+
+const yamlOf = ({ issuers = ISSUER, grants = GRANT, extra = '' } = {}) => `issuers:\n${issuers}grants:\n${grants}${extra}`;
+
+function problemsOf(path: string): ConfigProblem[] {
+  try {
+    loadConfig(path);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig accepts', () => {
+  it('the example config of the repository, frozen, with its Cedar policies by @id', () => {
+    const config = loadConfig('config/tvm.yaml');
+    expect(config.source).toBe(resolve('config/tvm.yaml'));
+    expect(config.issuers.map((i) => i.name)).toEqual(['dev', 'github']);
+    expect(config.cedar.map((p) => p.id).sort()).toEqual(['ci-deploys-artifacts', 'dev-agents-read-reports', 'no-restricted-data-for-long', 'self-revoke']);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.grants[0].sessionPolicy.Statement[0])).toBe(true);
+    expect(() => (config.grants as unknown as unknown[]).push({})).toThrow();
+  });
+
+  it('fills the defaults', () => {
+    const config = loadConfig(write(yamlOf({ grants: GRANT.replace('    durationSeconds: { default: 900, max: 3600 }\n', '') })));
+    expect(config.issuers[0]).toMatchObject({ algorithms: ['RS256', 'ES256'], singleUse: false });
+    expect(config.grants[0].durationSeconds).toEqual({ default: 900, max: 3600 });
+    expect(config.leases).toEqual({ retentionDays: 90, pendingTimeoutSeconds: 300 });
+    expect(config.vendors).toEqual([]);
+  });
+
+  it.each([
+    ['900..900', '{ default: 900, max: 900 }'],
+    ['3600..3600', '{ default: 3600, max: 3600 }'],
+    ['900..3600', '{ default: 900, max: 3600 }'],
+  ])('durations at the STS bounds (%s)', (_name, d) => {
+    expect(() => loadConfig(write(yamlOf({ grants: GRANT.replace('{ default: 900, max: 3600 }', d) })))).not.toThrow();
+  });
+
+  it.each([['http://localhost:9000/issuer'], ['http://127.0.0.1/x'], ['https://token.actions.githubusercontent.com/']])('issuer URL %s', (url) => {
+    expect(() => loadConfig(write(yamlOf({ issuers: ISSUER.replace('http://127.0.0.1:8787/_dev/issuer', url) })))).not.toThrow();
+  });
+
+  it('the compiled JSON form with its Cedar policies inline', () => {
+    const dir = join(root, `c${n++}`);
+    mkdirSync(dir);
+    const file = join(dir, 'tvm.json');
+    const compiled = {
+      issuers: [{ name: 'dev', issuer: 'http://127.0.0.1:8787/_dev/issuer', audiences: ['tvm'] }],
+      grants: [],
+      cedar: [{ id: 'all', file: 'policies/all.cedar', text: '@id("all") permit (principal, action, resource);' }],
+      source: '/elsewhere/tvm.yaml',
+    };
+    writeFileSync(file, JSON.stringify(compiled));
+    const config = loadConfig(file);
+    expect(config.cedar).toEqual(compiled.cedar);
+    expect(config.source).toBe(file);
+  });
+
+  it('a policy using a claim as a non-string: a note, not a problem', () => {
+    const level = `@id("levels") permit (principal, action == Tvm::Action::"vend", resource) when { principal.claims has level && principal.claims.level > 2 };\n`;
+    const path = write(yamlOf(), { 'vend.cedar': PERMIT + level });
+    const config = loadConfig(path);
+    const { problems, notes } = validatePolicies(config);
+    expect(problems).toEqual([]);
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toContain('@id("levels")');
+    expect(notes[0]).toContain(join(path, '..', 'policies', 'vend.cedar'));
+  });
+});
+
+describe('loadConfig refuses, naming file, path and what is wrong', () => {
+  // [name, yaml, path, message pattern]
+  const table: [string, string, string, RegExp][] = [
+    ['an unknown key at the root', yamlOf({ extra: 'grnats: []\n' }), '(root)', /unknown key 'grnats'/],
+    ['an unknown key in a grant', yamlOf({ grants: GRANT + '    role: x\n' }), 'grants[0]', /unknown key 'role'/],
+    ['an unknown key in an issuer', yamlOf({ issuers: ISSUER + '    audience: tvm\n' }), 'issuers[0]', /unknown key 'audience'/],
+    ['an unknown key in durationSeconds', yamlOf({ grants: GRANT.replace('max: 3600 }', 'max: 3600, min: 900 }') }), 'grants[0].durationSeconds', /unknown key 'min'/],
+    ['an unknown key in a statement', yamlOf({ grants: GRANT + '          Principal: "*"\n' }), 'grants[0].sessionPolicy.Statement[0]', /unknown key 'Principal'/],
+    ['an unknown key in leases', yamlOf({ extra: 'leases: { retention: 3 }\n' }), 'leases', /unknown key 'retention'/],
+    ['a default under 900', yamlOf({ grants: GRANT.replace('default: 900', 'default: 899') }), 'grants[0].durationSeconds.default', /900/],
+    ['a max over 3600', yamlOf({ grants: GRANT.replace('max: 3600', 'max: 3601') }), 'grants[0].durationSeconds.max', /3600/],
+    ['a max under 900', yamlOf({ grants: GRANT.replace('default: 900, max: 3600', 'default: 900, max: 600') }), 'grants[0].durationSeconds.max', /900/],
+    ['a fractional duration', yamlOf({ grants: GRANT.replace('default: 900', 'default: 900.5') }), 'grants[0].durationSeconds.default', /integer/],
+    ['a default over the max', yamlOf({ grants: GRANT.replace('default: 900, max: 3600', 'default: 1800, max: 1200') }), 'grants[0].durationSeconds', /default must not exceed max/],
+    ['no issuers', 'issuers: []\n', 'issuers', /at least one issuer/],
+    ['no audiences', yamlOf({ issuers: ISSUER.replace('[tvm]', '[]') }), 'issuers[0].audiences', /at least one audience/],
+    ['an http issuer off loopback', yamlOf({ issuers: ISSUER.replace('http://127.0.0.1:8787', 'http://example.com') }), 'issuers[0].issuer', /https/],
+    ['an http issuer on a look-alike host', yamlOf({ issuers: ISSUER.replace('http://127.0.0.1:8787', 'http://127.0.0.1.evil.com') }), 'issuers[0].issuer', /https/],
+    ['alg none', yamlOf({ issuers: ISSUER + '    algorithms: [none]\n' }), 'issuers[0].algorithms[0]', /never none or HS/],
+    ['alg HS256', yamlOf({ issuers: ISSUER + '    algorithms: [RS256, HS256]\n' }), 'issuers[0].algorithms[1]', /never none or HS/],
+    ['an issuer name with capitals', yamlOf({ issuers: ISSUER.replace('name: dev', 'name: Dev') }), 'issuers[0].name', /\[a-z0-9-\]\+/],
+    ['a role ARN that is not one', yamlOf({ grants: GRANT.replace(':role/', ':user/') }), 'grants[0].roleArn', /IAM role ARN/],
+    ['a statement with Action and NotAction', yamlOf({ grants: GRANT + '          NotAction: [s3:PutObject]\n' }), 'grants[0].sessionPolicy.Statement[0]', /exactly one of Action or NotAction/],
+    ['a statement without a resource', yamlOf({ grants: GRANT.replace(/ +Resource:.*\n/, '') }), 'grants[0].sessionPolicy.Statement[0]', /exactly one of Resource or NotResource/],
+    ['a policy version from 2008', yamlOf({ grants: GRANT.replace('2012-10-17', '2008-10-17') }), 'grants[0].sessionPolicy.Version', /2012-10-17/],
+    ['a retention of 0 days', yamlOf({ extra: 'leases: { retentionDays: 0 }\n' }), 'leases.retentionDays', /1/],
+  ];
+
+  it.each(table)('%s', (_name, yaml, path, message) => {
+    const file = write(yaml);
+    const problems = problemsOf(file);
+    const hit = problems.find((p) => p.path === path);
+    expect(hit, JSON.stringify(problems)).toBeDefined();
+    expect(hit!.file).toBe(file);
+    expect(hit!.message).toMatch(message);
+  });
+
+  it('names every schema problem at once', () => {
+    const yaml = yamlOf({ issuers: ISSUER.replace('[tvm]', '[]'), grants: GRANT.replace('default: 900', 'default: 1').replace(':role/', ':user/') });
+    expect(problemsOf(write(yaml)).map((p) => p.path).sort()).toEqual(['grants[0].durationSeconds.default', 'grants[0].roleArn', 'issuers[0].audiences']);
+  });
+
+  it.each([
+    ['a file that does not exist', () => join(root, 'nope.yaml'), '(file)'],
+    ['YAML that does not parse', () => write('issuers:\n  - name: [dev\n'), /^line \d+$/],
+    ['a duplicate YAML key', () => write(`issuers:\n${ISSUER}issuers:\n${ISSUER}`), /^line \d+$/],
+    ['a scalar document', () => write('just text\n'), '(root)'],
+    ['JSON that does not parse', () => {
+      const f = join(root, `c${n++}.json`);
+      writeFileSync(f, '{');
+      return f;
+    }, '(file)'],
+  ])('%s', (_name, make, path) => {
+    const file = resolve(make());
+    const problems = problemsOf(file);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems[0].file).toBe(file);
+    if (typeof path === 'string') expect(problems[0].path).toBe(path);
+    else expect(problems[0].path).toMatch(path);
+  });
+
+  it('an unknown placeholder, at its path', () => {
+    const file = write(yamlOf({ grants: GRANT.replace('${claims.team}', '${claim.team}') }));
+    expect(problemsOf(file)).toEqual([{ file, path: 'grants[0].sessionPolicy.Statement[0].Resource[0]', message: expect.stringContaining('${claim.team}') }]);
+  });
+
+  it('an unclosed placeholder and one in a session tag', () => {
+    const file = write(yamlOf({ grants: GRANT.replace('${claims.team}', '${claims.team') + '    sessionTags: { team: "${context.who}" }\n' }));
+    expect(problemsOf(file).map((p) => p.path).sort()).toEqual(['grants[0].sessionPolicy.Statement[0].Resource[0]', 'grants[0].sessionTags.team']);
+  });
+
+  it.each([['tvm:lease'], ['aws:x'], ['TVM:grant']])('a reserved tag key %s', (key) => {
+    const file = write(yamlOf({ grants: GRANT + `    sessionTags: { "${key}": x }\n` }));
+    expect(problemsOf(file)).toEqual([{ file, path: `grants[0].sessionTags.${key}`, message: expect.stringMatching(/reserved/) }]);
+  });
+
+  it('duplicate grant and issuer names, each occurrence named', () => {
+    const file = write(yamlOf({ issuers: ISSUER + ISSUER.replace('_dev/issuer', 'other'), grants: GRANT + GRANT }));
+    expect(problemsOf(file).map((p) => p.path).sort()).toEqual(['grants[0].name', 'grants[1].name', 'issuers[0].name', 'issuers[1].name']);
+  });
+
+  it('the same issuer URL twice, trailing slash or not', () => {
+    const file = write(yamlOf({ issuers: ISSUER + ISSUER.replace('name: dev', 'name: dev2').replace('_dev/issuer', '_dev/issuer/') }));
+    expect(problemsOf(file).map((p) => p.path).sort()).toEqual(['issuers[0].issuer', 'issuers[1].issuer']);
+  });
+
+  it('a Cedar policy id used twice across files, naming each file', () => {
+    const file = write(yamlOf(), { 'a.cedar': PERMIT, 'b.cedar': PERMIT });
+    const problems = problemsOf(file);
+    expect(problems.map((p) => [p.file, p.path])).toEqual([
+      [join(file, '..', 'policies', 'a.cedar'), '@id("dev-read")'],
+      [join(file, '..', 'policies', 'b.cedar'), '@id("dev-read")'],
+    ]);
+  });
+
+  it('a Cedar policy without an @id, at its line', () => {
+    const file = write(yamlOf(), { 'vend.cedar': `${PERMIT}\n// second\npermit (principal, action, resource);\n` });
+    expect(problemsOf(file)).toEqual([{ file: join(file, '..', 'policies', 'vend.cedar'), path: 'line 6', message: expect.stringContaining('@id') }]);
+  });
+
+  it('Cedar text after the last policy', () => {
+    const file = write(yamlOf(), { 'vend.cedar': `${PERMIT}@id("x") permit (principal, action, resource)` });
+    expect(problemsOf(file)).toEqual([{ file: join(file, '..', 'policies', 'vend.cedar'), path: '(after policy 1)', message: expect.stringContaining(';') }]);
+  });
+
+  it.each([
+    ['a syntax error', `@id("broken") permit (principal, action, resource) when { principal.issuer == };`, 'broken'],
+    ['an unknown action', `@id("fly") permit (principal, action == Tvm::Action::"fly", resource);`, 'fly'],
+    ['an unknown context attribute', `@id("ctx") permit (principal, action == Tvm::Action::"vend", resource) when { context.region == "eu" };`, 'ctx'],
+    ['an optional context attribute without has', `@id("nohas") forbid (principal, action == Tvm::Action::"vend", resource) when { context.sensitivity == "restricted" };`, 'nohas'],
+    ['an impossible policy', `@id("never") permit (principal, action == Tvm::Action::"vend", resource) when { context.durationSeconds == "900" };`, 'never'],
+    ['a vend policy on a Vendor', `@id("wrong-type") permit (principal, action == Tvm::Action::"vend", resource == Tvm::Vendor::"datadog");`, 'wrong-type'],
+  ])('Cedar: %s, naming file and @id', (_name, text, id) => {
+    const file = write(yamlOf(), { 'vend.cedar': `${PERMIT}${text}\n` });
+    const problems = problemsOf(file);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems.find((p) => p.path === `@id("${id}")`), JSON.stringify(problems)).toMatchObject({
+      file: join(file, '..', 'policies', 'vend.cedar'),
+      message: expect.stringMatching(/^Cedar: /),
+    });
+  });
+
+  it('a Cedar folder that does not exist', () => {
+    const file = write(yamlOf({ extra: 'policies: ./nowhere\n' }), null);
+    expect(problemsOf(file)).toEqual([{ file: join(file, '..', 'nowhere'), path: '(policies)', message: expect.any(String) }]);
+  });
+});
+
+describe('splitCedar', () => {
+  it('splits on ";" outside strings and comments and keeps each policy with its @id', () => {
+    const problems: ConfigProblem[] = [];
+    const text = `// header; with a semicolon\n@id("a") permit (principal, action, resource) when { principal.sub == "x;y" };\n\n@id("b")\nforbid (principal, action, resource);\n`;
+    const out = splitCedar('f.cedar', text, problems);
+    expect(problems).toEqual([]);
+    expect(out.map((p) => p.id)).toEqual(['a', 'b']);
+    expect(out[0].text).toContain('"x;y"');
+    expect(out[1].text.startsWith('@id("b")')).toBe(true);
+  });
+});
+
+describe('checkConfig and formatPath (pure)', () => {
+  it.each([
+    [['grants', 0, 'sessionPolicy', 'Statement', 2], 'grants[0].sessionPolicy.Statement[2]'],
+    [['issuers'], 'issuers'],
+    [[], '(root)'],
+  ] as [(string | number)[], string][])('formatPath(%j) = %s', (path, want) => {
+    expect(formatPath(path)).toBe(want);
+  });
+
+  it('a clean config has no problems', () => {
+    const parsed = configSchema.parse({
+      issuers: [{ name: 'dev', issuer: 'http://127.0.0.1/i', audiences: ['tvm'] }],
+      grants: [],
+    });
+    const config: TvmConfig = { ...parsed, cedar: [{ id: 'a', file: 'x.cedar', text: '' }], source: 'tvm.yaml' };
+    expect(checkConfig(config)).toEqual([]);
+  });
+});
