@@ -131,11 +131,12 @@ class Run {
   }
 
   /** createSecret: a new key at the vendor, stored as AWSPENDING under `token`. */
-  async create(token: string, meta: { reason?: string; by?: string } = {}): Promise<void> {
+  async create(token: string, meta: { reason?: string; by?: string; revokePrevious?: boolean } = {}): Promise<void> {
     this.step = 'createSecret';
     const versions = await this.deps.secrets.versions(this.id);
     if (versions[token]) return;
     const inflight: InflightRotation = { token, keyName: keyNameFor(this.name, token), startedAt: this.nowIso(), ...meta };
+    if (!inflight.revokePrevious) delete inflight.revokePrevious;
     this.st.inflight = inflight;
     await this.save({ type: 'rotation_started', by: meta.by, reason: meta.reason });
     const key = await this.deps.keys.create(inflight.keyName);
@@ -192,7 +193,9 @@ class Run {
       if (current && currentVersion) {
         previousKeyId = current.keyId;
         if (!this.st.retiring.some((r) => r.keyId === current.keyId)) {
-          const overlap = parseDurationSeconds(this.target.vendor.rotation.overlap)!;
+          // An incident rotation (recorded with the rotation, so a rerun keeps it) skips the overlap.
+          const incident = this.st.inflight?.token === token && this.st.inflight.revokePrevious;
+          const overlap = incident ? 0 : parseDurationSeconds(this.target.vendor.rotation.overlap)!;
           this.st.retiring.push({ keyId: current.keyId, versionId: currentVersion, revokeAfter: this.nowIso(overlap) });
           await this.save();
         }
@@ -307,7 +310,15 @@ class Run {
     if (firstError) throw firstError;
   }
 
-  async rotate(meta: { reason?: string; by?: string }): Promise<{ keyId: string; previousKeyId?: string }> {
+  /** An incident: every retired key is due for revocation now (recorded first, so a rerun revokes them too). */
+  async expediteRetired(): Promise<void> {
+    const now = this.nowIso();
+    if (!this.st.retiring.some((r) => r.revokeAfter > now)) return;
+    this.st.retiring = this.st.retiring.map((r) => ({ ...r, revokeAfter: r.revokeAfter > now ? now : r.revokeAfter }));
+    await this.save();
+  }
+
+  async rotate(meta: { reason?: string; by?: string; revokePrevious?: boolean }): Promise<{ keyId: string; previousKeyId?: string }> {
     const token = this.deps.newToken();
     await this.create(token, meta);
     await this.test(token);
@@ -354,9 +365,13 @@ export async function rotateVendorKey(
   opts: { reason?: string; by?: string; revokePrevious?: boolean } = {},
 ): Promise<RotationOutcome> {
   return withLock(deps, target, async (run) => {
+    if (opts.revokePrevious) await run.expediteRetired();
     const resumed = await run.settle();
-    const result = resumed ?? (await run.rotate({ reason: opts.reason, by: opts.by }));
-    if (opts.revokePrevious) await run.revokeRetired(true);
+    const result = resumed ?? (await run.rotate({ reason: opts.reason, by: opts.by, revokePrevious: opts.revokePrevious }));
+    if (opts.revokePrevious) {
+      await run.expediteRetired();
+      await run.revokeRetired(true);
+    }
     return { vendor: target.vendor.name, outcome: resumed ? 'resumed' : 'rotated', ...result, revoked: run.revoked };
   });
 }

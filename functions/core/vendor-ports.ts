@@ -102,6 +102,8 @@ export interface InflightRotation {
   startedAt: string;
   reason?: string;
   by?: string;
+  /** An incident: the key this rotation replaces is revoked without waiting out the overlap. */
+  revokePrevious?: boolean;
 }
 
 export interface VendorEvent {

@@ -23,6 +23,7 @@ import { DEFAULT_DENY_POLICY_NAME, ENV, requireEnv } from './env.js';
 import { loadConfig } from './load-config.js';
 import { createAudit, createLogger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import type { VendorRuntimeSettings } from './vendor-runtime.js';
 
 export interface RuntimeSettings {
   config: Readonly<TvmConfig>;
@@ -38,6 +39,8 @@ export interface RuntimeSettings {
   metrics?: Metrics;
   clock?: Clock;
   jwks?: JwksOptions;
+  /** Vendor keys: the secret store and secret ids (local: embedded store; AWS: Secrets Manager, ids from TVM_VENDOR_SECRETS). */
+  vendors?: VendorRuntimeSettings;
 }
 
 export interface Runtime {

@@ -1,0 +1,367 @@
+/**
+ * Rotation against the Datadog fake (loopback) with the embedded secret store and an in-memory
+ * state store: happy path, a crash after every step then a rerun, vendor 5xx on each call, two
+ * rotations at once.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { DatadogVendorKeys } from '../../functions/adapters/datadog-vendor.js';
+import { fetchVendorHttp } from '../../functions/adapters/http-vendor.js';
+import { LocalSecretStore } from '../../functions/adapters/local-secret-store.js';
+import {
+  parseVendorKey,
+  rotateIfDue,
+  rotateVendorKey,
+  runRotationStep,
+  vendorStatus,
+  type RotateDeps,
+  type RotateTarget,
+} from '../../functions/core/rotate-vendor-key.js';
+import type { VendorConfig } from '../../functions/core/vendor-config.js';
+import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../../functions/core/vendor-ports.js';
+import { DatadogFake } from '../../local/vendor-fakes/datadog.js';
+import { MemoryVendorStateStore } from '../../local/vendor-fakes/memory-state.js';
+
+const T0 = Date.parse('2030-01-01T00:00:00Z');
+const LOCK_TTL = 60_000;
+const KEY_ID = 'tvm/vendors/datadog/key';
+
+let fake: DatadogFake;
+beforeAll(async () => {
+  fake = new DatadogFake('datadog');
+  await fake.start();
+});
+afterAll(() => fake.close());
+
+interface World {
+  vendor: VendorConfig;
+  target: RotateTarget;
+  secrets: LocalSecretStore;
+  state: MemoryVendorStateStore;
+  clock: { t: number; now(): number };
+  audit: string[];
+  deps(overrides?: Partial<RotateDeps>): RotateDeps;
+}
+
+async function world(): Promise<World> {
+  fake.keys.clear();
+  fake.revoked = [];
+  fake.faults = [];
+  const vendor: VendorConfig = {
+    name: 'datadog',
+    kind: 'datadog',
+    baseUrl: fake.url,
+    rotation: { every: '24h', overlap: '15m' },
+    broker: { allow: ['GET /api/v1/validate'], timeoutSeconds: 5 },
+  };
+  const secrets = new LocalSecretStore();
+  await secrets.putValue('tvm/vendors/datadog/management', randomUUID(), fake.managementSecret(), [AWSCURRENT]);
+  const state = new MemoryVendorStateStore();
+  const clock = { t: T0, now: () => clock.t };
+  const audit: string[] = [];
+  const keys = new DatadogVendorKeys(vendor, async () => (await secrets.getValue('tvm/vendors/datadog/management', { stage: AWSCURRENT }))!.value, fetchVendorHttp());
+  const w: World = {
+    vendor,
+    target: { vendor, secretId: KEY_ID },
+    secrets,
+    state,
+    clock,
+    audit,
+    deps: (o = {}) => ({
+      secrets,
+      keys,
+      state,
+      clock,
+      audit: { event: (type, fields) => void audit.push(JSON.stringify({ type, ...fields })) },
+      newToken: randomUUID,
+      owner: randomUUID(),
+      lockTtlMs: LOCK_TTL,
+      ...o,
+    }),
+  };
+  // The first key (the local stack's seeding does the same).
+  await rotateIfDue(w.deps(), w.target);
+  return w;
+}
+
+async function labels(w: World): Promise<Record<string, string[]>> {
+  return w.secrets.versions(KEY_ID);
+}
+
+async function current(w: World) {
+  return parseVendorKey((await w.secrets.getValue(KEY_ID, { stage: AWSCURRENT }))?.value)!;
+}
+
+/** The invariants after any run: one AWSCURRENT, no AWSPENDING, every key at the vendor recorded, the current key works. */
+async function expectConsistent(w: World, exact = true): Promise<void> {
+  const versions = await labels(w);
+  const stages = Object.values(versions).flat();
+  expect(stages.filter((s) => s === AWSCURRENT)).toHaveLength(1);
+  expect(stages).not.toContain(AWSPENDING);
+  const cur = await current(w);
+  const st = (await w.state.get('datadog'))!;
+  expect(st.currentKeyId).toBe(cur.keyId);
+  expect(st.inflight).toBeUndefined();
+  const live = fake.liveKeys().map((k) => k.id).sort();
+  const recorded = [cur.keyId, ...st.retiring.map((r) => r.keyId)].sort();
+  // No orphan: every key at the vendor is recorded. (A crash right after a revoke leaves a
+  // recorded key the vendor no longer has; the next revoke of it is a no-op.)
+  if (exact) expect(live).toEqual(recorded);
+  else for (const id of live) expect(recorded).toContain(id);
+  expect(fake.isLive(cur.key)).toBe(true);
+}
+
+function expectNoKeyInAudit(w: World): void {
+  const text = w.audit.join('\n');
+  for (const k of [...fake.liveKeys(), ...fake.revoked.map((id) => ({ key: id }))]) if ('id' in k) expect(text).not.toContain(k.key);
+  expect(text).not.toContain(JSON.parse(fake.managementSecret()).applicationKey);
+}
+
+describe('rotation: happy path', () => {
+  let w: World;
+  beforeEach(async () => {
+    w = await world();
+  });
+
+  it('seeds a first key, then rotates: new key current, old key AWSPREVIOUS until the overlap, then revoked', async () => {
+    const first = await current(w);
+    expect(fake.liveKeys().map((k) => k.id)).toEqual([first.keyId]);
+    expect(fake.liveKeys()[0].name).toMatch(/^tvm-datadog-[0-9a-f-]{36}$/);
+
+    const out = await rotateVendorKey(w.deps(), w.target, { reason: 'test', by: 'admin' });
+    expect(out).toMatchObject({ outcome: 'rotated', previousKeyId: first.keyId, revoked: [] });
+    const second = await current(w);
+    expect(second.keyId).toBe(out.keyId);
+    expect(second.keyId).not.toBe(first.keyId);
+    const v = await labels(w);
+    expect(Object.values(v).filter((s) => s.length)).toHaveLength(2);
+    expect(v[Object.keys(v).find((id) => v[id].includes(AWSPREVIOUS))!]).toEqual([AWSPREVIOUS]);
+    // During the overlap both keys work at the vendor.
+    expect(fake.isLive(first.key)).toBe(true);
+    expect(fake.isLive(second.key)).toBe(true);
+    await expectConsistent(w);
+
+    // Before the overlap has passed, the schedule does not revoke.
+    w.clock.t += 14 * 60_000;
+    expect((await rotateIfDue(w.deps(), w.target)).revoked).toEqual([]);
+    w.clock.t += 2 * 60_000;
+    const later = await rotateIfDue(w.deps(), w.target);
+    expect(later).toMatchObject({ outcome: 'not_due', revoked: [first.keyId] });
+    expect(fake.isLive(first.key)).toBe(false);
+    expect(Object.values(await labels(w)).flat().sort()).toEqual([AWSCURRENT]);
+    await expectConsistent(w);
+    expectNoKeyInAudit(w);
+
+    const status = await vendorStatus(w.deps(), w.vendor);
+    expect(status).toMatchObject({ name: 'datadog', currentKeyId: second.keyId, rotationInProgress: false, retiring: [] });
+    expect(JSON.stringify(status)).not.toContain(second.key);
+  });
+
+  it('rotates on schedule when due, and an incident rotation revokes the previous key at once', async () => {
+    const first = await current(w);
+    w.clock.t += 24 * 3600_000;
+    expect((await rotateIfDue(w.deps(), w.target)).outcome).toBe('rotated');
+    const second = await current(w);
+    const out = await rotateVendorKey(w.deps(), w.target, { reason: 'leak', revokePrevious: true });
+    expect(out.revoked.sort()).toEqual([first.keyId, second.keyId].sort());
+    expect(fake.liveKeys().map((k) => k.id)).toEqual([out.keyId]);
+    await expectConsistent(w);
+  });
+
+  it('runs as a Secrets Manager rotation Lambda: the four steps, idempotent per token', async () => {
+    const first = await current(w);
+    const token = randomUUID();
+    for (const step of ['createSecret', 'createSecret', 'setSecret', 'testSecret', 'finishSecret', 'finishSecret'] as const) {
+      await runRotationStep(w.deps(), w.target, step, token);
+    }
+    const now = await current(w);
+    expect((await w.secrets.getValue(KEY_ID, { stage: AWSCURRENT }))!.versionId).toBe(token);
+    expect(now.keyId).not.toBe(first.keyId);
+    expect(fake.liveKeys()).toHaveLength(2);
+    await expectConsistent(w);
+  });
+});
+
+/** Wraps a port: records each mutating call; after call number `crashAt` resolves, hangs forever (a crash: nothing after it runs). */
+function crashing<T extends object>(obj: T, label: string, trace: string[], crashAt: number, crashed: () => void): T {
+  const MUTATING = new Set(['putValue', 'updateStage', 'create', 'test', 'revoke', 'save']);
+  return new Proxy(obj, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target) as unknown;
+      if (typeof v !== 'function') return v;
+      if (!MUTATING.has(String(prop))) return (v as (...a: unknown[]) => unknown).bind(target);
+      return async (...args: unknown[]) => {
+        const r = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        const what = prop === 'updateStage' ? `${label}.updateStage(${String(args[1])}${args[2] ? '' : ' off'})` : `${label}.${String(prop)}`;
+        const i = trace.push(what) - 1;
+        if (i === crashAt) {
+          crashed();
+          return new Promise(() => undefined);
+        }
+        return r;
+      };
+    },
+  });
+}
+
+/** The mutating calls of an incident rotation (rotate + revoke the previous key now), in order. */
+const STEPS = [
+  'state.save', // inflight recorded (rotation_started)
+  'keys.create', // the key exists at the vendor
+  'secrets.putValue', // stored as AWSPENDING
+  'state.save', // key_created
+  'keys.test',
+  'state.save', // key_tested
+  'state.save', // the current key recorded as retiring
+  'secrets.updateStage(AWSCURRENT)',
+  'secrets.updateStage(AWSPENDING off)',
+  'state.save', // rotated
+  'keys.revoke', // the previous key revoked at the vendor
+  'secrets.updateStage(AWSPREVIOUS off)',
+  'state.save', // key_revoked
+];
+
+describe('rotation: a crash after each step, then a rerun', () => {
+  it('traces the steps of an incident rotation', async () => {
+    const w = await world();
+    const trace: string[] = [];
+    const d = w.deps();
+    await rotateVendorKey(
+      { ...d, secrets: crashing(d.secrets, 'secrets', trace, -1, () => undefined), keys: crashing(d.keys, 'keys', trace, -1, () => undefined), state: crashing(d.state, 'state', trace, -1, () => undefined) },
+      w.target,
+      { revokePrevious: true },
+    );
+    expect(trace).toEqual(STEPS);
+  });
+
+  it.each(STEPS.map((s, i) => [i, s] as const))('crash after step %i (%s): the rerun ends with one current key, no pending, no orphan', async (i) => {
+    const w = await world();
+    const first = await current(w);
+    const trace: string[] = [];
+    let signal!: () => void;
+    const crashedP = new Promise<void>((r) => (signal = r));
+    const d = w.deps();
+    void rotateVendorKey(
+      { ...d, secrets: crashing(d.secrets, 'secrets', trace, i, signal), keys: crashing(d.keys, 'keys', trace, i, signal), state: crashing(d.state, 'state', trace, i, signal) },
+      w.target,
+      { revokePrevious: true, reason: 'incident' },
+    );
+    await crashedP;
+
+    // While the crashed run's lock holds, another run is refused.
+    await expect(rotateIfDue(w.deps(), w.target)).rejects.toMatchObject({ code: 'throttled', reason: 'rotation_in_progress' });
+
+    // The rerun (the next schedule, after the lock expired) settles what the crash left.
+    w.clock.t += LOCK_TTL + 1000;
+    await rotateIfDue(w.deps(), w.target);
+    await expectConsistent(w, false);
+    const afterRerun = await current(w);
+    // Either the rotation was finished (a new key, and the incident's revocation of the old one
+    // done without waiting for the overlap) or it never got as far as a stored key.
+    if (i >= 2) {
+      expect(afterRerun.keyId).not.toBe(first.keyId);
+      expect(fake.isLive(first.key)).toBe(false);
+    } else expect(afterRerun.keyId).toBe(first.keyId);
+
+    // After the overlap, only the current key is left at the vendor and in the store's labels.
+    w.clock.t += 16 * 60_000;
+    await rotateIfDue(w.deps(), w.target);
+    await expectConsistent(w);
+    expect(fake.liveKeys().map((k) => k.id)).toEqual([afterRerun.keyId]);
+    const stages = Object.values(await labels(w)).flat();
+    expect(stages).toEqual([AWSCURRENT]);
+    expectNoKeyInAudit(w);
+  });
+});
+
+describe('rotation: the vendor fails', () => {
+  let w: World;
+  beforeEach(async () => {
+    w = await world();
+    w.clock.t += 24 * 3600_000 + 1000; // due
+  });
+
+  it('5xx on create: the current key stays, the failure is recorded, the next run rotates', async () => {
+    const first = await current(w);
+    fake.fail('create', 500);
+    await expect(rotateIfDue(w.deps(), w.target)).rejects.toMatchObject({ code: 'upstream_unavailable', reason: 'vendor_500' });
+    expect((await current(w)).keyId).toBe(first.keyId);
+    const st = (await w.state.get('datadog'))!;
+    expect(st.lastError).toMatchObject({ step: 'createSecret', reason: 'vendor_500' });
+    expect(st.events.at(-1)).toMatchObject({ type: 'rotation_failed', reason: 'vendor_500' });
+    expect(fake.liveKeys().map((k) => k.id)).toEqual([first.keyId]);
+
+    const next = await rotateIfDue(w.deps(), w.target);
+    expect(next.outcome).toBe('rotated');
+    expect((await w.state.get('datadog'))!.lastError).toBeUndefined();
+    await expectConsistent(w);
+  });
+
+  it('5xx on test: the pending key stays recorded; the next run tests it again and finishes', async () => {
+    const first = await current(w);
+    fake.fail('test', 503);
+    await expect(rotateIfDue(w.deps(), w.target)).rejects.toMatchObject({ reason: 'vendor_503' });
+    expect((await current(w)).keyId).toBe(first.keyId);
+    const v = await labels(w);
+    expect(Object.values(v).flat().sort()).toEqual([AWSCURRENT, AWSPENDING]);
+    expect(fake.liveKeys()).toHaveLength(2); // the pending key is recorded as AWSPENDING
+
+    const next = await rotateIfDue(w.deps(), w.target);
+    expect(next.outcome).toBe('resumed');
+    expect(next.keyId).not.toBe(first.keyId);
+    await expectConsistent(w);
+  });
+
+  it('the vendor rejects the new key on test: it is revoked and unlabelled, the current key stays', async () => {
+    const first = await current(w);
+    fake.fail('test', 403);
+    await expect(rotateIfDue(w.deps(), w.target)).rejects.toMatchObject({ name: 'KeyRejected' });
+    expect(fake.liveKeys().map((k) => k.id)).toEqual([first.keyId]);
+    expect(fake.revoked).toHaveLength(1);
+    await expectConsistent(w);
+  });
+
+  it('5xx on revoke: the previous key stays recorded as retiring; the next run revokes it', async () => {
+    const first = await current(w);
+    await rotateIfDue(w.deps(), w.target);
+    w.clock.t += 16 * 60_000;
+    fake.fail('revoke', 502);
+    await expect(rotateIfDue(w.deps(), w.target)).rejects.toMatchObject({ reason: 'vendor_502' });
+    expect(fake.isLive(first.key)).toBe(true);
+    expect((await w.state.get('datadog'))!.retiring.map((r) => r.keyId)).toEqual([first.keyId]);
+    await expectConsistent(w);
+
+    const next = await rotateIfDue(w.deps(), w.target);
+    expect(next.revoked).toEqual([first.keyId]);
+    expect(fake.isLive(first.key)).toBe(false);
+    await expectConsistent(w);
+  });
+
+  it('the vendor unreachable: UpstreamUnavailable, nothing changes', async () => {
+    const first = await current(w);
+    const vendor = { ...w.vendor, baseUrl: 'http://127.0.0.1:9' };
+    const keys = new DatadogVendorKeys(vendor, async () => fake.managementSecret(), fetchVendorHttp());
+    await expect(rotateIfDue(w.deps({ keys }), { vendor, secretId: KEY_ID })).rejects.toMatchObject({ code: 'upstream_unavailable', reason: 'vendor_unreachable' });
+    expect((await current(w)).keyId).toBe(first.keyId);
+  });
+});
+
+describe('rotation: two at once', () => {
+  it('only one proceeds; the other is refused with rotation_in_progress', async () => {
+    const w = await world();
+    const first = await current(w);
+    fake.delay('create', 200);
+    const results = await Promise.allSettled([
+      rotateVendorKey(w.deps(), w.target, { reason: 'a' }),
+      rotateVendorKey(w.deps(), w.target, { reason: 'b' }),
+    ]);
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    const refused = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+    expect(ok).toHaveLength(1);
+    expect(refused).toHaveLength(1);
+    expect(refused[0].reason).toMatchObject({ code: 'throttled', reason: 'rotation_in_progress' });
+    expect(fake.liveKeys()).toHaveLength(2);
+    expect((await current(w)).keyId).not.toBe(first.keyId);
+    await expectConsistent(w);
+  });
+});
