@@ -335,12 +335,13 @@ export class TokenVendingMachine extends Construct {
         }),
       );
       // IAM has no condition key for an inline policy's name, so the tvm-owned policy name is
-      // enforced by the code, and the roles are what IAM can pin.
+      // enforced by the code, and the roles are what IAM can pin. Listing and reading the
+      // role's other inline policies measures the budget left before the fallback deny.
       for (const name of ['leases', 'sweep'] as const) {
         roles[name].addToPrincipalPolicy(
           new PolicyStatement({
             sid: 'RevocationDenyPolicy',
-            actions: ['iam:DeleteRolePolicy', 'iam:GetRolePolicy', 'iam:PutRolePolicy'],
+            actions: ['iam:DeleteRolePolicy', 'iam:GetRolePolicy', 'iam:ListRolePolicies', 'iam:PutRolePolicy'],
             resources: grantRoleArns,
           }),
         );

@@ -293,13 +293,13 @@ describe('least privilege', () => {
     ],
     leases: [
       'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem',
-      'iam:DeleteRolePolicy', 'iam:GetRolePolicy', 'iam:PutRolePolicy',
+      'iam:DeleteRolePolicy', 'iam:GetRolePolicy', 'iam:ListRolePolicies', 'iam:PutRolePolicy',
       'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey',
       'logs:CreateLogStream', 'logs:PutLogEvents',
     ],
     sweep: [
       'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem',
-      'iam:DeleteRolePolicy', 'iam:GetRolePolicy', 'iam:PutRolePolicy',
+      'iam:DeleteRolePolicy', 'iam:GetRolePolicy', 'iam:ListRolePolicies', 'iam:PutRolePolicy',
       'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey',
       'logs:CreateLogStream', 'logs:PutLogEvents',
       'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage',
