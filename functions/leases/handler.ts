@@ -6,7 +6,11 @@ import { InvalidRequest, NotFound, TvmError } from '../core/errors.js';
 import { LEASE_ID } from '../core/lease.js';
 import type { LeaseStatus } from '../core/ports.js';
 import { authenticate } from '../shared/authenticate.js';
-import { adminIdentity, errorResult, json, requestIdOf, sourceIp, type HttpEvent, type HttpResult } from '../shared/http.js';
+import { adminIdentity, errorResult, json, jsonBody, requestIdOf, sourceIp, type HttpEvent, type HttpResult } from '../shared/http.js';
+import { z } from 'zod';
+import { revokeLeases, type RevokeSelector } from '../core/revoke-bulk.js';
+import { revokeOwnLease, type RevokeDeps } from '../core/revoke-lease.js';
+import { parseRequest } from '../shared/request.js';
 import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
 
 const STATUSES: LeaseStatus[] = ['pending', 'active', 'revoked', 'expired', 'failed'];
@@ -15,6 +19,39 @@ export function leaseIdParam(event: HttpEvent): string {
   const id = event.pathParameters?.id ?? '';
   if (!LEASE_ID.test(id)) throw new NotFound('bad_lease_id');
   return id;
+}
+
+const reasonField = z.string().trim().min(1).max(256).regex(/^[^\p{Cc}]*$/u, 'no control characters');
+
+/** `POST /v1/leases/{id}/revoke`: the body is optional. */
+export const selfRevokeSchema = z.object({ reason: reasonField.optional() }).strict();
+
+/** `POST /v1/admin/revoke`: exactly one selector and a reason. */
+export const adminRevokeSchema = z
+  .object({
+    leaseId: z.string().regex(LEASE_ID, 'not a lease id').optional(),
+    principal: z.string().min(1).max(512).optional(),
+    grant: z.string().min(1).max(128).optional(),
+    issuer: z.string().min(1).max(128).optional(),
+    all: z.literal(true).optional(),
+    reason: reasonField,
+  })
+  .strict()
+  .refine((b) => ['leaseId', 'principal', 'grant', 'issuer', 'all'].filter((k) => b[k as keyof typeof b] !== undefined).length === 1, {
+    message: 'exactly one of leaseId, principal, grant, issuer, all',
+    path: ['selector'],
+  });
+
+export function selectorOf(body: z.infer<typeof adminRevokeSchema>): RevokeSelector {
+  if (body.leaseId !== undefined) return { leaseId: body.leaseId };
+  if (body.principal !== undefined) return { principal: body.principal };
+  if (body.grant !== undefined) return { grant: body.grant };
+  if (body.issuer !== undefined) return { issuer: body.issuer };
+  return { all: true };
+}
+
+export function revokeDeps(rt: Runtime): RevokeDeps {
+  return { leases: rt.leases, revoker: rt.revoker, clock: rt.clock, audit: rt.audit, metrics: rt.metrics };
 }
 
 export type RouteHandler = (rt: Runtime, event: HttpEvent, record: Record<string, unknown>) => Promise<HttpResult>;
@@ -27,6 +64,25 @@ export const routes: Record<string, RouteHandler> = {
     if (!lease || lease.principal !== who.principal) throw new NotFound('lease_not_found');
     record.leaseId = lease.leaseId;
     return json(200, lease);
+  },
+  async 'POST /v1/leases/{id}/revoke'(rt, event, record) {
+    const who = await authenticate(rt, event);
+    Object.assign(record, { principal: who.principal, tokenSha256: who.tokenSha256 });
+    const leaseId = leaseIdParam(event);
+    const body = event.body ? parseRequest(selfRevokeSchema, jsonBody(event)) : {};
+    const { lease, changed } = await revokeOwnLease({ ...revokeDeps(rt), policy: rt.policy }, { who, leaseId, reason: body.reason, sourceIp: sourceIp(event) }, record);
+    record.changed = changed;
+    return json(200, { leaseId: lease.leaseId, status: lease.status, ...(lease.revokedAt ? { revokedAt: lease.revokedAt } : {}) });
+  },
+  async 'POST /v1/admin/revoke'(rt, event, record) {
+    const admin = adminIdentity(event);
+    record.admin = admin;
+    const body = parseRequest(adminRevokeSchema, jsonBody(event));
+    const selector = selectorOf(body);
+    Object.assign(record, { selector, reason: body.reason });
+    const out = await revokeLeases(revokeDeps(rt), selector, { by: admin, reason: body.reason });
+    Object.assign(record, out);
+    return json(200, { revoked: out.revoked });
   },
   async 'GET /v1/admin/leases'(rt, event, record) {
     record.admin = adminIdentity(event);

@@ -1,0 +1,60 @@
+/**
+ * The sweep: run by the schedule (EventBridge Scheduler; locally a timer) and by an admin through
+ * `POST /v1/admin/sweep`. Parse → sweepLeases → answer what it did.
+ */
+import type { Context } from 'aws-lambda';
+import { NotFound, TvmError } from '../core/errors.js';
+import { sweepLeases, type SweepReport } from '../core/sweep-leases.js';
+import { adminIdentity, errorResult, json, requestIdOf, type HttpEvent, type HttpResult } from '../shared/http.js';
+import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
+
+export const SWEEP_ROUTE = 'POST /v1/admin/sweep';
+
+/** Time kept back from the Lambda's timeout so the sweep reports before it is cut off. */
+const RESERVE_MS = 10_000;
+
+function isHttpEvent(event: unknown): event is HttpEvent {
+  return !!event && typeof event === 'object' && typeof (event as HttpEvent).routeKey === 'string';
+}
+
+export function createSweepHandler(rt: Runtime) {
+  const run = (context?: Pick<Context, 'getRemainingTimeInMillis'>) =>
+    sweepLeases(
+      { leases: rt.leases, revoker: rt.revoker, clock: rt.clock, audit: rt.audit, metrics: rt.metrics },
+      context?.getRemainingTimeInMillis ? { deadlineMs: rt.clock.now() + Math.max(0, context.getRemainingTimeInMillis() - RESERVE_MS) } : {},
+    );
+
+  /** An HTTP API event answers an HttpResult; a scheduled event (anything else) answers the report. */
+  return async function sweepHandler(event: unknown, context?: Pick<Context, 'getRemainingTimeInMillis'>): Promise<HttpResult | SweepReport> {
+    if (!isHttpEvent(event)) {
+      try {
+        return await run(context);
+      } finally {
+        rt.metrics.flush();
+      }
+    }
+    const requestId = requestIdOf(event);
+    const record: Record<string, unknown> = { requestId, route: event.routeKey };
+    let status = 500;
+    try {
+      if (event.routeKey !== SWEEP_ROUTE) throw new NotFound('no_route');
+      record.admin = adminIdentity(event);
+      const report = await run(context);
+      status = 200;
+      return json(200, report);
+    } catch (e) {
+      const answer = errorResult(e, requestId);
+      status = answer.statusCode;
+      record.reason = e instanceof TvmError ? e.reason : 'internal';
+      if (!(e instanceof TvmError)) rt.logger.error('unexpected error', { requestId, error: (e as Error)?.stack });
+      return answer;
+    } finally {
+      rt.audit.event('sweep_request', { ...record, status });
+      rt.metrics.flush();
+    }
+  };
+}
+
+let bound: ReturnType<typeof createSweepHandler> | undefined;
+export const handler = (event: unknown, context?: Context): Promise<HttpResult | SweepReport> =>
+  (bound ??= createSweepHandler(lambdaRuntime()))(event, context);
