@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
-import { Schedule as EventsSchedule } from 'aws-cdk-lib/aws-events';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import { HttpApi, HttpMethod, HttpStage, LogGroupLogDestination, type IHttpRouteAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -390,7 +389,7 @@ export class TokenVendingMachine extends Construct {
       const rotation = new CfnRotationSchedule(this, `Vendor${suffix}KeyRotation`, {
         secretId: secrets.key.secretArn,
         rotationLambdaArn: functions.rotate.functionArn,
-        rotationRules: { scheduleExpression: secretsManagerRate(vendor.rotation.every) },
+        rotationRules: { automaticallyAfterDays: secretsManagerBackstopDays(vendor.rotation.every) },
         // The first key arrives once an operator has set the management credential.
         rotateImmediatelyOnUpdate: false,
       });
@@ -592,13 +591,14 @@ function shellQuote(s: string): string {
 }
 
 /**
- * Secrets Manager's schedule for a vendor's `rotation.every`: its rates start at 4 hours, so a
- * shorter period is left to the scheduled rotate run.
+ * Secrets Manager's rotation rule for a vendor: a backstop, one day past `rotation.every`. The
+ * scheduled rotate run is the clock (it also revokes old keys after the overlap); because
+ * Secrets Manager counts each PutSecretValue as a rotation for `AutomaticallyAfterDays`, its
+ * own schedule fires only if tvm's runs have stopped rotating, and never doubles a rotation.
  */
-export function secretsManagerRate(every: string): string {
+export function secretsManagerBackstopDays(every: string): number {
   const seconds = parseDurationSeconds(every) ?? 86_400;
-  const hours = Math.min(24_000, Math.max(4, Math.ceil(seconds / 3600)));
-  return EventsSchedule.rate(Duration.hours(hours)).expressionString;
+  return Math.min(1000, Math.max(1, Math.ceil(seconds / 86_400)) + 1);
 }
 
 /** Writes the config JSON the functions load, named by its content so synths stay stable. */

@@ -213,17 +213,17 @@ describe('vendor secrets', () => {
     for (const s of Object.values(secrets)) expect(s.Properties.KmsKeyId).toEqual(arnOf(stack.tvm.key));
   });
 
-  it('wires Secrets Manager rotation of each key secret to the rotate function, on the vendor schedule', () => {
+  it('wires Secrets Manager rotation of each key secret to the rotate function, as a backstop a day past the vendor schedule', () => {
     const rotations = Object.values(template.findResources('AWS::SecretsManager::RotationSchedule')).map((r) => r.Properties);
     expect(rotations).toHaveLength(2);
     const of = (vendor: string) => rotations.find((r) => r.SecretId.Ref === logicalId(stack.tvm.vendorSecrets[vendor].key))!;
     expect(of('datadog')).toEqual({
       SecretId: ref(stack.tvm.vendorSecrets.datadog.key),
       RotationLambdaARN: arnOf(stack.tvm.functions.rotate),
-      RotationRules: { ScheduleExpression: 'rate(1 day)' },
+      RotationRules: { AutomaticallyAfterDays: 2 },
       RotateImmediatelyOnUpdate: false,
     });
-    expect(of('openai').RotationRules).toEqual({ ScheduleExpression: 'rate(7 days)' });
+    expect(of('openai').RotationRules).toEqual({ AutomaticallyAfterDays: 8 });
     template.hasResourceProperties('AWS::Lambda::Permission', {
       Action: 'lambda:InvokeFunction',
       FunctionName: arnOf(stack.tvm.functions.rotate),
