@@ -45,7 +45,15 @@ export function matchRoute(method: string, path: string): Match | undefined {
   return undefined;
 }
 
-/** Matches path segments against `{name}` (one segment) and a final `{name+}` (the rest). */
+function decode(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Matches path segments against `{name}` (one segment) and a final `{name+}` (the rest). A bad %-escape matches nothing. */
 function matchPattern(pattern: string[], segs: string[]): Record<string, string> | undefined {
   const params: Record<string, string> = {};
   for (let i = 0; i < pattern.length; i++) {
@@ -53,13 +61,18 @@ function matchPattern(pattern: string[], segs: string[]): Record<string, string>
     if (p.endsWith('+}')) {
       const rest = segs.slice(i);
       if (rest.length === 0 || rest.every((s) => s === '')) return undefined;
-      params[p.slice(1, -2)] = rest.map(decodeURIComponent).join('/');
+      const decoded = rest.map(decode);
+      if (decoded.some((d) => d === undefined)) return undefined;
+      params[p.slice(1, -2)] = decoded.join('/');
       return params;
     }
     const s = segs[i];
     if (s === undefined || s === '') return undefined;
-    if (p.startsWith('{')) params[p.slice(1, -1)] = decodeURIComponent(s);
-    else if (p !== s) return undefined;
+    if (p.startsWith('{')) {
+      const d = decode(s);
+      if (d === undefined) return undefined;
+      params[p.slice(1, -1)] = d;
+    } else if (p !== s) return undefined;
   }
   return segs.length === pattern.length ? params : undefined;
 }

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { TvmConfig } from '../functions/core/config.js';
 import type { Clock } from '../functions/core/ports.js';
+import type { JwksOptions } from '../functions/adapters/jwks-keys.js';
 import { createLeasesHandler } from '../functions/leases/handler.js';
 import { loadConfig } from '../functions/shared/load-config.js';
 import { createLogger } from '../functions/shared/logger.js';
@@ -38,6 +39,8 @@ export interface LocalStackOptions {
   rotateIntervalMs?: number;
   /** Test hook: the clock the handlers and the emulator use. */
   clock?: Clock;
+  /** JWKS cache settings (default: 1 s cooldown, 5 s timeout). */
+  jwks?: JwksOptions;
 }
 
 export interface Endpoints {
@@ -155,7 +158,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       metrics,
       clock: opts.clock,
       // Locally the dev issuer's keys never change mid-run; a short cooldown keeps tests of key rotation quick.
-      jwks: { cooldownSeconds: 1 },
+      jwks: { cooldownSeconds: 1, ...opts.jwks },
     });
     closers.push(async () => {
       runtime.ddb.destroy();

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../../functions/core/ports.js';
 import type { MintOptions } from '../../local/dev-issuer.js';
-import { type LocalStack, startLocalStack } from '../../local/stack.js';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack.js';
 
 export interface TestStackOptions {
   /** A config file to run (default config/tvm.yaml). */
@@ -17,6 +17,7 @@ export interface TestStackOptions {
   /** Cedar files by name, replacing config/policies when `yaml` is given. */
   policies?: Record<string, string>;
   clock?: Clock;
+  jwks?: LocalStackOptions['jwks'];
 }
 
 export interface TestStack {
@@ -52,7 +53,7 @@ export const EXAMPLE_CONFIG = readFileSync('config/tvm.yaml', 'utf8');
 export async function startTestStack(opts: TestStackOptions = {}): Promise<TestStack> {
   const configPath = opts.yaml ? writeConfig(opts.yaml, opts.policies) : (opts.configPath ?? 'config/tvm.yaml');
   const logs: string[] = [];
-  const stack = await startLocalStack({ configPath, port: 0, ephemeral: true, logSink: (l) => logs.push(l), sweepIntervalMs: 0, rotateIntervalMs: 0, clock: opts.clock });
+  const stack = await startLocalStack({ configPath, port: 0, ephemeral: true, logSink: (l) => logs.push(l), sweepIntervalMs: 0, rotateIntervalMs: 0, clock: opts.clock, jwks: opts.jwks });
   const api = stack.endpoints.api;
   const mintToken = (claims: Record<string, unknown> = { team: 'analytics' }, m: Omit<MintOptions, 'claims'> = {}) => stack.issuer.mint({ ...m, claims });
   return {
