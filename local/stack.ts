@@ -11,11 +11,15 @@ import type { TvmConfig } from '../functions/core/config.js';
 import type { Clock } from '../functions/core/ports.js';
 import type { JwksOptions } from '../functions/adapters/jwks-keys.js';
 import { createLeasesHandler } from '../functions/leases/handler.js';
+import { createSweepHandler } from '../functions/sweep/handler.js';
 import { loadConfig } from '../functions/shared/load-config.js';
 import { createLogger } from '../functions/shared/logger.js';
 import { memoryMetrics } from '../functions/shared/metrics.js';
 import { createRuntime, type Runtime } from '../functions/shared/runtime.js';
 import { createVendHandler } from '../functions/vend/handler.js';
+import { createBrokerHandler } from '../functions/broker/handler.js';
+import { createRotateHandler } from '../functions/rotate/handler.js';
+import { localVendorSettings, seedVendorKeys, startVendorFakes } from './vendor-fakes/index.js';
 import { createDevIssuer, DEV_ISSUER_PATH, type DevIssuer } from './dev-issuer.js';
 import { ensureTable, startDynalite } from './dynamo.js';
 import { type LocalHandler, startLocalServer } from './server.js';
@@ -83,6 +87,29 @@ function localSecrets(dataDir: string | undefined): LocalSecrets {
   return secrets;
 }
 
+/**
+ * Runs `task` every `ms` as EventBridge Scheduler would, never two at once; answers the stopper.
+ * A failing run is logged and the schedule goes on.
+ */
+export function every(ms: number, task: () => Promise<unknown>, rt: Pick<Runtime, 'logger'>): () => Promise<void> {
+  let stopped = false;
+  let running: Promise<unknown> = Promise.resolve();
+  let timer: NodeJS.Timeout;
+  const tick = () => {
+    running = task()
+      .catch((e) => rt.logger.error('scheduled run failed', { error: (e as Error)?.message }))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, ms);
+      });
+  };
+  timer = setTimeout(tick, ms);
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await running;
+  };
+}
+
 function writeJsonAtomic(file: string, value: unknown): void {
   writeFileSync(`${file}.tmp`, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
@@ -144,7 +171,13 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     });
     closers.push(() => emulator.close());
 
-    const vendorUrls: Record<string, string> = {};
+    // ---- vendor keys (issue 4): a fake per vendor, the embedded secret store (under the data
+    // folder) with each management credential seeded from its fake ----
+    const vendorFakes = await startVendorFakes(fileConfig.vendors, { dataDir });
+    closers.push(() => vendorFakes.close());
+    const vendorUrls: Record<string, string> = vendorFakes.urls;
+    const vendorSettings = await localVendorSettings(fileConfig.vendors, vendorFakes, { dataDir });
+    // ---- end vendor keys ----
     const config = Object.freeze(localConfig(fileConfig, issuerUrl, vendorUrls));
     const metrics = memoryMetrics();
     const runtime = createRuntime({
@@ -159,6 +192,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       clock: opts.clock,
       // Locally the dev issuer's keys never change mid-run; a short cooldown keeps tests of key rotation quick.
       jwks: { cooldownSeconds: 1, ...opts.jwks },
+      vendors: vendorSettings,
     });
     closers.push(async () => {
       runtime.ddb.destroy();
@@ -167,6 +201,23 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     });
     handlers.vend = createVendHandler(runtime);
     handlers.leases = createLeasesHandler(runtime);
+    handlers.sweep = createSweepHandler(runtime);
+    const sweepEvery = opts.sweepIntervalMs ?? 5000;
+    if (sweepEvery > 0) closers.push(every(sweepEvery, () => handlers.sweep({ source: 'tvm.local.schedule' } as never), runtime));
+
+    // ---- vendor keys (issue 4): broker and rotate handlers; the first rotation run creates each
+    // vendor's first key at its fake (later starts settle and rotate what is due) ----
+    const rotate = createRotateHandler(runtime);
+    handlers.broker = createBrokerHandler(runtime);
+    handlers.rotate = rotate as LocalHandler;
+    await seedVendorKeys(runtime);
+    const rotateEvery = opts.rotateIntervalMs ?? 30_000;
+    if (rotateEvery > 0 && fileConfig.vendors.length > 0) {
+      const timer = setInterval(() => void rotate({ source: 'tvm.local', 'detail-type': 'Scheduled Event' }).catch(() => undefined), rotateEvery);
+      timer.unref();
+      closers.push(async () => clearInterval(timer));
+    }
+    // ---- end vendor keys ----
 
     const endpoints: Endpoints = {
       api: server.url,
