@@ -4,7 +4,7 @@
  * role holding exactly the actions it needs; those statements are the security model.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -607,7 +607,12 @@ function writeBundledConfig(config: TvmConfig): string {
   const dir = join(tmpdir(), 'tvm-cdk');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `tvm-config-${createHash('sha256').update(json).digest('hex').slice(0, 16)}.json`);
-  if (!existsSync(file)) writeFileSync(file, json);
+  if (!existsSync(file)) {
+    // Write then rename, so a concurrent synth never copies a half-written file.
+    const partial = `${file}.${process.pid}.tmp`;
+    writeFileSync(partial, json);
+    renameSync(partial, file);
+  }
   return file;
 }
 

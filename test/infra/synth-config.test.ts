@@ -2,7 +2,7 @@
  * `cdk synth` builds from tvm.yaml and refuses a bad one with the loader's own message.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,21 @@ const dir = mkdtempSync(join(tmpdir(), 'tvm-synth-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('config at synth', () => {
+  it('`cdk synth` of config/tvm.yaml succeeds offline, cdk-nag clean, in under a minute', () => {
+    const started = Date.now();
+    const out = spawnSync(join(ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '--quiet', '--output', join(dir, 'good')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, TVM_CONFIG: join(ROOT, 'config', 'tvm.yaml') },
+    });
+    expect(out.stderr).not.toMatch(/AwsSolutions-/);
+    expect(out.status).toBe(0);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    const template = JSON.parse(readFileSync(join(dir, 'good', 'Tvm.template.json'), 'utf8')) as { Resources: Record<string, { Type: string }> };
+    expect(Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(5);
+  }, 150_000);
+
   it('a bad tvm.yaml fails `cdk synth` with every problem the loader names, and no stack trace', () => {
     const bad = join(dir, 'tvm.yaml');
     writeFileSync(bad, ['issuers:', '  - name: GitHub', '    issuer: http://example.com', '    audiences: []', 'bogus: 1', ''].join('\n'));
