@@ -52,6 +52,13 @@ export function token(prefix: string, bytes = 16): string {
   return `${prefix}${randomBytes(bytes).toString('hex')}`;
 }
 
+const running = new Map<string, VendorFake>();
+
+/** The fake listening at `url` in this process (tests reach a stack's fakes through the vendor's baseUrl). */
+export function fakeAt(url: string): VendorFake | undefined {
+  return running.get(url.replace(/\/+$/, ''));
+}
+
 export abstract class VendorFake {
   keys = new Map<string, FakeKey>();
   /** Keys revoked at this vendor, in order (tests assert on them). */
@@ -83,6 +90,12 @@ export abstract class VendorFake {
   }
   delay(op: string, delayMs: number, times = 1): void {
     this.faults.push({ op, delayMs, times });
+  }
+
+  /** The latest request of an operation. */
+  last(op: string): SeenRequest | undefined {
+    for (let i = this.seen.length - 1; i >= 0; i--) if (this.seen[i].op === op) return this.seen[i];
+    return undefined;
   }
 
   /** Live key values (tests look for them in logs and answers). */
@@ -130,19 +143,22 @@ export abstract class VendorFake {
     renameSync(tmp, this.file);
   }
 
-  async start(): Promise<string> {
+  /** Listens on 127.0.0.1 (`port` 0: a free one) and answers the base URL. */
+  async start(port = 0): Promise<string> {
     this.load();
     this.server = createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
-      this.server!.listen(0, '127.0.0.1', () => resolve());
+      this.server!.listen(port, '127.0.0.1', () => resolve());
     });
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    running.set(this.url, this);
     return this.url;
   }
 
   async close(): Promise<void> {
     if (!this.server) return;
+    running.delete(this.url);
     const s = this.server;
     this.server = undefined;
     await new Promise<void>((resolve) => {

@@ -22,7 +22,7 @@ export { DatadogFake } from './datadog.js';
 export { OpenAiFake } from './openai.js';
 export { HttpFake, ACME_HTTP_CONFIG } from './http.js';
 export { MemoryVendorStateStore } from './memory-state.js';
-export type { VendorFake } from './base.js';
+export { fakeAt, type VendorFake } from './base.js';
 
 export interface VendorFakes {
   /** Vendor name → the fake's base URL (http://127.0.0.1:PORT). */
