@@ -27,7 +27,14 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   token: () => import('./commands/token.js'),
   vend: () => import('./commands/vend.js'),
   'credential-process': () => import('./commands/credential-process.js'),
+  revoke: () => import('./commands/revoke.js'),
   leases: () => import('./commands/leases.js'),
+  admin: async () => ({
+    run: async (args: string[], io: Io) => {
+      if (args[0] !== 'revoke') throw new UsageError("usage: tvm admin revoke (--lease ID|--principal P|--grant G|--issuer I|--all) --reason R");
+      return (await import('./commands/admin-revoke.js')).run(args.slice(1), io);
+    },
+  }),
   policy: () => import('./commands/policy.js'),
 };
 
