@@ -43,7 +43,7 @@ export function jsonBody(event: HttpEvent, max = MAX_JSON_BODY_BYTES): Record<st
   const buf = rawBody(event, max);
   if (buf.length === 0) throw new InvalidRequest('body_missing', undefined, 'A JSON body is required.');
   const type = header(event, 'content-type') ?? '';
-  if (!/^application\/json\b/i.test(type)) throw new InvalidRequest('content_type', { type }, 'Content-Type must be application/json.');
+  if (!/^application\/json\s*(;|$)/i.test(type)) throw new InvalidRequest('content_type', { type }, 'Content-Type must be application/json.');
   let parsed: unknown;
   try {
     parsed = JSON.parse(buf.toString('utf8'));
