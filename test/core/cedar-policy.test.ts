@@ -132,6 +132,11 @@ describe('decisions', () => {
     expect(d.errors.length).toBeGreaterThan(0);
   });
 
+  it.each([['__extn'], ['__entity'], ['__expr']])('a string claim named %s stays an ordinary attribute, not a Cedar escape', (name) => {
+    expect(engine.decide(req({ claims: { team: 'blue', [name]: 'x' } }))).toMatchObject({ allow: true, policyIds: ['dev-agents-read-reports'] });
+    expect(engine.decide(req({ claims: { [name]: 'x' } }))).toMatchObject({ allow: false, policyIds: [] });
+  });
+
   it('no policies at all deny everything', () => {
     const d = createCedarPolicyEngine({ cedar: [] }).decide(req({}));
     expect(d).toEqual({ allow: false, policyIds: [], errors: [] });
