@@ -1,0 +1,55 @@
+/** `tvm rotate VENDOR [--reason R] [--revoke-previous]`: admin, rotate a vendor key now. */
+import { adminToken, call, endpoint, EXIT, parse, refusalOf, UsageError, type Io } from '../lib.js';
+
+const HELP = `usage: tvm rotate VENDOR [--reason R] [--revoke-previous] [--json] [--endpoint URL]
+
+Rotates VENDOR's key now: a new key is created at the vendor, tested, and made current; the
+previous key keeps working until the rotation overlap has passed, then it is revoked.
+--revoke-previous (an incident: the key leaked) revokes the previous key at once.
+Prints the new key id (never the key).
+`;
+
+interface Outcome {
+  vendor: string;
+  outcome: string;
+  keyId?: string;
+  previousKeyId?: string;
+  revoked: string[];
+}
+
+export async function run(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    {
+      reason: { type: 'string' },
+      'revoke-previous': { type: 'boolean' },
+      endpoint: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    true,
+  );
+  if (values.help) return io.out(HELP), EXIT.ok;
+  if (positionals.length !== 1) throw new UsageError('usage: tvm rotate VENDOR [--reason R] [--revoke-previous]');
+  const [vendor] = positionals;
+  const base = endpoint(values.endpoint, io.env);
+  const body: Record<string, unknown> = {};
+  if (values.reason) body.reason = values.reason;
+  if (values['revoke-previous']) body.revokePrevious = true;
+  const answer = await call(`${base}/v1/admin/vendors/${encodeURIComponent(vendor)}/rotate`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken(io.env)}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (answer.status !== 200) throw refusalOf(answer);
+  const o = answer.body as unknown as Outcome;
+  if (values.json) {
+    io.out(`${JSON.stringify(o)}\n`);
+    return EXIT.ok;
+  }
+  const lines = [`${o.vendor}: ${o.outcome === 'resumed' ? 'finished an interrupted rotation' : 'rotated'}; current key ${o.keyId ?? '?'}`];
+  if (o.previousKeyId) lines.push(o.revoked.includes(o.previousKeyId) ? `previous key ${o.previousKeyId} revoked` : `previous key ${o.previousKeyId} is revoked after the overlap`);
+  for (const id of o.revoked.filter((id) => id !== o.previousKeyId)) lines.push(`revoked ${id}`);
+  io.out(`${lines.join('\n')}\n`);
+  return EXIT.ok;
+}
