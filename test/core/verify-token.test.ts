@@ -84,6 +84,12 @@ async function sign(payload: Payload, header: Record<string, unknown> = {}, key:
   const alg = (header.alg as string) ?? 'ES256';
   return new SignJWT(payload).setProtectedHeader({ kid: 'dev-1', ...header, alg }).sign(key);
 }
+/** Signs ES256 by hand, for headers jose refuses to produce. */
+async function signRaw(header: Record<string, unknown>, payload: Payload): Promise<string> {
+  const input = `${b64(header)}.${b64(payload)}`;
+  const sig = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, devKey, new TextEncoder().encode(input));
+  return `${input}.${Buffer.from(sig).toString('base64url')}`;
+}
 const signDev = (over: Payload = {}, header: Record<string, unknown> = {}) => sign({ ...devClaims(), ...over }, header);
 const signCi = (over: Payload = {}, header: Record<string, unknown> = {}) => sign({ ...ciClaims(), ...over }, { alg: 'RS256', kid: 'ci-1', ...header }, ciKey);
 const without = (p: Payload, k: string) => {
@@ -124,6 +130,11 @@ describe('verifyToken accepts', () => {
     ['iss with one trailing slash', { iss: `${DEV.issuer}/` }],
   ])('%s', async (_name, over) => {
     const who = await verifyToken(deps(), await signDev(over));
+    expect(who.principal).toBe('dev|agent-1');
+  });
+
+  it('a hand-signed token (the helper behind the crit case signs correctly)', async () => {
+    const who = await verifyToken(deps(), await signRaw({ alg: 'ES256', kid: 'dev-1' }, devClaims()));
     expect(who.principal).toBe('dev|agent-1');
   });
 
@@ -189,6 +200,11 @@ describe('verifyToken refuses', () => {
     ['no aud', async () => sign(without(devClaims(), 'aud')), 'invalid_token', 'claim_aud_missing'],
     ['an empty sub', async () => signDev({ sub: '' }), 'invalid_token', 'bad_sub'],
     ['a sub over 512 characters', async () => signDev({ sub: 's'.repeat(513) }), 'invalid_token', 'bad_sub'],
+    ['an empty aud array', async () => signDev({ aud: [] }), 'invalid_token', 'claim_aud_check_failed'],
+    ['a numeric sub', async () => signDev({ sub: 42 }), 'invalid_token', 'bad_sub'],
+    ['an exp as text', async () => signDev({ exp: String(NOW_S + 300) }), 'invalid_token', 'claim_exp_invalid'],
+    ['a numeric jti for a single-use issuer', async () => signCi({ jti: 7 }), 'invalid_token', 'missing_jti'],
+    ['an unknown crit header', async () => signRaw({ alg: 'ES256', kid: 'dev-1', crit: ['x-custom'], 'x-custom': 1 }, devClaims()), 'invalid_token', 'err_jose_not_supported'],
     ['no jti for a single-use issuer', async () => sign(without(ciClaims(), 'jti'), { alg: 'RS256', kid: 'ci-1' }, ciKey), 'invalid_token', 'missing_jti'],
     ['an empty jti for a single-use issuer', async () => signCi({ jti: '' }), 'invalid_token', 'missing_jti'],
   ];
