@@ -2,8 +2,11 @@
  * The RoleRevoker over IAM inline policies, with the deny state kept in DynamoDB.
  *
  * The DynamoDB item `deny#<roleArn>` is the source of truth (entries with their expiry, a
- * `version`); the IAM policy is rendered from it. Every change is a compare-and-swap on `version`
- * (retried with jitter), so concurrent revocations never lose an entry. Writing IAM is then a
+ * `version`, `chars` = the rendered size); the IAM policy is rendered from it. Adding a few
+ * sessions that surely fit is one atomic update (map entries set, `version` incremented, guarded
+ * by `chars`), so concurrent revocations do not even conflict; anything else (a fallback, a
+ * prune, a bulk page, a merge) is a compare-and-swap on `version`, retried with jitter. Either
+ * way no writer overwrites another's entry. Writing IAM is then a
  * render → put → re-read loop: a writer whose put may have overwritten a newer version sees the
  * version moved and puts again, so the last put to land always renders the latest version.
  * No lock is held, so a crash leaves nothing stuck: the next writer (or the sweep) re-renders.
@@ -33,6 +36,9 @@ import {
   pruneDenyState,
   renderDenyPolicy,
   serializeDenyPolicy,
+  sessionEntryChars,
+  SESSIONS_STATEMENT_CHARS,
+  PRUNE_MARGIN_SECONDS,
 } from '../core/deny-policy.js';
 import { Throttled, TvmError, UpstreamUnavailable } from '../core/errors.js';
 import type { Clock, DenyEntry, DenyOutcome, PruneOutcome, RoleRevoker } from '../core/ports.js';
@@ -45,6 +51,10 @@ const BUDGET_CACHE_MS = 60_000;
 interface DenyRecord {
   version: number;
   appliedVersion: number;
+  /** The `putSeq` the writer of the `applied` mark read before its put. */
+  appliedSeqBase: number;
+  /** Puts that have landed (counted after each). */
+  putSeq: number;
   state: DenyState;
 }
 
@@ -95,6 +105,18 @@ export class IamRoleRevoker implements RoleRevoker {
 
   async deny(roleArn: string, entries: DenyEntry[]): Promise<DenyOutcome> {
     let budget = await this.cachedBudget(roleArn);
+    let fast = await this.tryAtomicAdd(roleArn, entries, budget);
+    if (fast === undefined && (await this.createIfMissing(roleArn))) fast = await this.tryAtomicAdd(roleArn, entries, budget);
+    if (fast !== undefined) {
+      try {
+        await this.apply(roleArn, fast.version);
+        return { fallback: false, policyChars: fast.chars };
+      } catch (e) {
+        if (e instanceof TvmError || !isNamed(e, 'LimitExceeded', 'LimitExceededException')) throw e instanceof TvmError ? e : mapIamError(e, roleArn, 'PutRolePolicy');
+        budget = Math.min(budget - 1, await this.budgetFor(roleArn));
+        this.budgets.set(roleArn, { budget, at: this.options.clock.now() });
+      }
+    }
     for (let round = 0; ; round++) {
       let fallback = false;
       const record = await this.update(roleArn, (state) => {
@@ -163,6 +185,64 @@ export class IamRoleRevoker implements RoleRevoker {
     return (await this.read(roleArn)).state;
   }
 
+  /**
+   * The conflict-free path: a few session entries that fit even if a new statement is needed,
+   * set in one update. Answers undefined when the general path must decide (missing record,
+   * too little room, an entry already there, sources).
+   */
+  private async tryAtomicAdd(roleArn: string, entries: DenyEntry[], budget: number): Promise<{ version: number; chars: number } | undefined> {
+    const nowEpoch = this.nowEpoch();
+    const live = entries.filter((e) => e.expiresAt + PRUNE_MARGIN_SECONDS > nowEpoch);
+    if (!live.length || live.length > 8 || live.some((e) => e.kind !== 'session')) return undefined;
+    const sessions = live as Extract<DenyEntry, { kind: 'session' }>[];
+    const cost = sessions.reduce((n, e) => n + sessionEntryChars(e.sessionName), 0);
+    const names: Record<string, string> = { '#sessions': 'sessions' };
+    const values: Record<string, unknown> = { ':one': 1, ':cost': cost, ':limit': budget - cost - SESSIONS_STATEMENT_CHARS, ':deny': DENY_DUE_SHARD };
+    const sets: string[] = ['dueShard = :deny', 'dueAt = if_not_exists(dueAt, :due)'];
+    const conds: string[] = ['attribute_exists(pk)', 'chars <= :limit'];
+    values[':due'] = Math.min(...sessions.map((e) => e.expiresAt)) + PRUNE_MARGIN_SECONDS;
+    sessions.forEach((e, i) => {
+      names[`#n${i}`] = e.sessionName;
+      values[`:e${i}`] = { expiresAt: e.expiresAt, issued: e.issued };
+      sets.push(`#sessions.#n${i} = :e${i}`);
+      conds.push(`attribute_not_exists(#sessions.#n${i})`);
+    });
+    try {
+      const out = await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(roleArn),
+          UpdateExpression: `SET ${sets.join(', ')} ADD version :one, chars :cost`,
+          ConditionExpression: conds.join(' AND '),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      return { version: out.Attributes!.version as number, chars: out.Attributes!.chars as number };
+    } catch (e) {
+      if (isNamed(e, 'ConditionalCheckFailedException')) return undefined;
+      throw e;
+    }
+  }
+
+  /** Creates an empty record when there is none (so the atomic path has maps to write into). */
+  private async createIfMissing(roleArn: string): Promise<boolean> {
+    if ((await this.read(roleArn)).version !== 0) return false;
+    try {
+      await this.ddb.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { ...this.key(roleArn), roleArn, version: 0, appliedVersion: 0, sessions: {}, sources: {}, chars: 0 },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (e) {
+      if (!isNamed(e, 'ConditionalCheckFailedException')) throw e;
+    }
+    return true;
+  }
+
   private key(roleArn: string) {
     return { pk: `deny#${roleArn}` };
   }
@@ -170,12 +250,17 @@ export class IamRoleRevoker implements RoleRevoker {
   private async read(roleArn: string): Promise<DenyRecord> {
     const out = await this.ddb.send(new GetCommand({ TableName: this.table, Key: this.key(roleArn), ConsistentRead: true }));
     const item = out.Item;
-    if (!item) return { version: 0, appliedVersion: 0, state: emptyDenyState() };
-    const state = item.state as DenyState;
+    if (!item) return { version: 0, appliedVersion: 0, appliedSeqBase: 0, putSeq: 0, state: emptyDenyState() };
     return {
       version: item.version as number,
       appliedVersion: (item.appliedVersion as number | undefined) ?? 0,
-      state: { sessions: state.sessions ?? {}, sources: state.sources ?? {}, ...(state.fallback ? { fallback: state.fallback } : {}) },
+      appliedSeqBase: (item.appliedSeqBase as number | undefined) ?? 0,
+      putSeq: (item.putSeq as number | undefined) ?? 0,
+      state: {
+        sessions: (item.sessions as DenyState['sessions'] | undefined) ?? {},
+        sources: (item.sources as DenyState['sources'] | undefined) ?? {},
+        ...(item.fallback ? { fallback: item.fallback as DenyState['fallback'] } : {}),
+      },
     };
   }
 
@@ -198,16 +283,22 @@ export class IamRoleRevoker implements RoleRevoker {
               ...this.key(roleArn),
               roleArn,
               version,
+              // Copied as read: a concurrent mark or put count lost here only makes writers re-put.
               appliedVersion: current.appliedVersion,
-              state: next,
+              appliedSeqBase: current.appliedSeqBase,
+              putSeq: current.putSeq,
+              sessions: next.sessions,
+              sources: next.sources,
+              ...(next.fallback ? { fallback: next.fallback } : {}),
+              chars: denyPolicyChars(next),
               updatedAt: new Date(this.options.clock.now()).toISOString(),
               ...(due !== undefined ? { dueShard: DENY_DUE_SHARD, dueAt: due } : {}),
             },
-            ConditionExpression: current.version === 0 ? 'attribute_not_exists(pk)' : 'version = :v',
-            ExpressionAttributeValues: current.version === 0 ? undefined : { ':v': current.version },
+            ConditionExpression: 'attribute_not_exists(pk) OR version = :v',
+            ExpressionAttributeValues: { ':v': current.version },
           }),
         );
-        return { version, appliedVersion: current.appliedVersion, state: next };
+        return { ...current, version, state: next };
       } catch (e) {
         if (!isNamed(e, 'ConditionalCheckFailedException')) throw e;
         if (attempt >= this.maxAttempts) throw new Throttled('deny_policy_contention', { roleArn, attempts: attempt });
@@ -218,23 +309,50 @@ export class IamRoleRevoker implements RoleRevoker {
   }
 
   /**
-   * Makes IAM show at least version `version` of the record. A writer that has not put yet may
-   * rely on another writer having applied a version ≥ its own; one that has put must re-check,
-   * because its put may have landed over a newer one.
+   * Makes IAM show at least version `version` of the record, without ever leaving an older
+   * render in place:
+   * - a writer relies on an `applied` mark (version ≥ its own, set by a writer that re-read the
+   *   record after its put and found it unchanged) — but after a put of its own, only on a mark
+   *   whose writer read `putSeq` after that put had landed (`appliedSeqBase` ≥ the writer's
+   *   `putSeq`), because only such a put is sure to land after its own, possibly stale, one;
+   * - otherwise it renders the current record and puts it again.
+   * In a burst of revocations the writers wait a jittered moment before putting again, so a few
+   * puts cover many revocations.
    */
   private async apply(roleArn: string, version: number): Promise<void> {
-    let put = false;
-    for (let round = 0; round < 50; round++) {
-      const record = await this.read(roleArn);
+    let mySeq = 0;
+    for (let round = 0; round < 60; round++) {
+      let record = await this.read(roleArn);
       if (record.version < version) throw new UpstreamUnavailable('deny_record_regressed', { roleArn, version, found: record.version });
-      if (!put && record.appliedVersion >= version) return;
-      if (put && record.version === version) return this.markApplied(roleArn, version);
+      if (record.appliedVersion >= version && record.appliedSeqBase >= mySeq) return;
+      if (mySeq > 0) {
+        await sleep(Math.floor(this.random() * Math.min(this.maxBackoffMs, 10 * 2 ** Math.min(round, 5))));
+        record = await this.read(roleArn);
+        if (record.appliedVersion >= version && record.appliedSeqBase >= mySeq) return;
+      }
       version = record.version;
       await this.write(roleArn, record.state);
-      put = true;
-      // Checked on the next round: if the version moved, our put may be stale and goes again.
+      mySeq = await this.countPut(roleArn);
+      const after = await this.read(roleArn);
+      if (after.version === version) return this.markApplied(roleArn, version, record.putSeq);
+      // The record moved while we put: our put may have landed over a newer one. Loop.
     }
     throw new Throttled('deny_policy_contention', { roleArn, version });
+  }
+
+  /** Registers a landed put; answers its sequence number. */
+  private async countPut(roleArn: string): Promise<number> {
+    const out = await this.ddb.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: this.key(roleArn),
+        UpdateExpression: 'ADD putSeq :one',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':one': 1 },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    return out.Attributes!.putSeq as number;
   }
 
   private async write(roleArn: string, state: DenyState): Promise<void> {
@@ -253,15 +371,16 @@ export class IamRoleRevoker implements RoleRevoker {
     }
   }
 
-  private async markApplied(roleArn: string, version: number): Promise<void> {
+  private async markApplied(roleArn: string, version: number, seqBase: number): Promise<void> {
     try {
       await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
           Key: this.key(roleArn),
-          UpdateExpression: 'SET appliedVersion = :v',
-          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(appliedVersion) OR appliedVersion < :v)',
-          ExpressionAttributeValues: { ':v': version },
+          UpdateExpression: 'SET appliedVersion = :v, appliedSeqBase = :sb',
+          ConditionExpression:
+            'attribute_exists(pk) AND (attribute_not_exists(appliedVersion) OR appliedVersion < :v OR (appliedVersion = :v AND appliedSeqBase < :sb))',
+          ExpressionAttributeValues: { ':v': version, ':sb': seqBase },
         }),
       );
     } catch (e) {

@@ -251,3 +251,14 @@ export function addDenyEntries(state: DenyState, entries: DenyEntry[], nowEpoch:
   }
   return { state: kept, fallback: true, unchanged: false };
 }
+
+/** Characters one more session adds to a sessions statement that exists: `,"*:<name>"`. */
+export function sessionEntryChars(sessionName: string): number {
+  return userIdPattern(sessionName).length + 3;
+}
+
+/**
+ * Characters a new sessions statement (and the document around it) can add beyond its entries:
+ * the slack a writer that does not re-render must keep free.
+ */
+export const SESSIONS_STATEMENT_CHARS = denyPolicyChars({ sessions: { x: { expiresAt: 0, issued: true } }, sources: {} }) - sessionEntryChars('x') + 2;
