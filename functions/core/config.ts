@@ -124,3 +124,17 @@ export function formatPath(path: (string | number)[]): string {
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${p}` : p;
   return out || '(root)';
 }
+
+/**
+ * The config as deployed: without the `local` section and without the issuer `tvm dev` serves
+ * itself (an http://127.0.0.1 issuer means nothing in AWS). Problems if nothing is left to trust.
+ */
+export function forDeployment(config: TvmConfig): { config: TvmConfig; problems: ConfigProblem[] } {
+  const dev = config.local?.devIssuer;
+  const issuers = config.issuers.filter((i) => i.name !== dev);
+  const problems: ConfigProblem[] = issuers.length
+    ? []
+    : [{ file: config.source, path: 'issuers', message: `no issuer is left to deploy once the local dev issuer '${dev}' is removed` }];
+  const { local: _local, ...rest } = config;
+  return { config: { ...rest, issuers }, problems };
+}
