@@ -29,6 +29,8 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   'credential-process': () => import('./commands/credential-process.js'),
   revoke: () => import('./commands/revoke.js'),
   leases: () => import('./commands/leases.js'),
+  rotate: () => import('./commands/rotate.js'),
+  vendors: () => import('./commands/vendors.js'),
   admin: async () => ({
     run: async (args: string[], io: Io) => {
       if (args[0] !== 'revoke') throw new UsageError("usage: tvm admin revoke (--lease ID|--principal P|--grant G|--issuer I|--all) --reason R");

@@ -48,7 +48,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   dev issuer   ${ep.issuer}
   STS / IAM    ${ep.sts}
   DynamoDB     ${ep.dynamodb}
-${Object.entries(ep.vendors).map(([n, u]) => `  vendor ${n.padEnd(6)}${u}\n`).join('')}  admin token  ${ep.adminToken}
+${Object.entries(ep.vendors).map(([n, u]) => `  ${`vendor ${n}`.padEnd(13)}${u}\n`).join('')}  admin token  ${ep.adminToken}
   endpoints    ${stack.endpointsFile ?? '(not written)'}
 
 Try, in another terminal:
@@ -56,6 +56,8 @@ Try, in another terminal:
   ${envPrefix}TVM_TOKEN_FILE=/tmp/tvm-token npx tvm vend --grant ${grant} --format env > /tmp/tvm-creds && . /tmp/tvm-creds
   aws sts get-caller-identity --endpoint-url ${ep.sts} --region us-east-1
   ${envPrefix}npx tvm leases --status active
+  curl -H "authorization: Bearer $(cat /tmp/tvm-token)" ${ep.api}/v1/broker/datadog/api/v1/validate
+  ${envPrefix}npx tvm rotate datadog && ${envPrefix}npx tvm vendors
 
 Stop with Ctrl-C.
 `);
