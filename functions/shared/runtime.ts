@@ -70,7 +70,10 @@ export const systemClock: Clock = { now: () => Date.now() };
 
 export function createRuntime(settings: RuntimeSettings): Runtime {
   const region = settings.region ?? 'us-east-1';
-  const common = { region, credentials: settings.credentials, maxAttempts: 3 };
+  // A hung dependency must answer 504/503 well inside API Gateway's 30 s, not hold the function
+  // until it times out: the SDK only enforces requestTimeout with throwOnRequestTimeout.
+  const requestHandler = { connectionTimeout: 2_000, requestTimeout: 5_000, throwOnRequestTimeout: true };
+  const common = { region, credentials: settings.credentials, maxAttempts: 3, requestHandler };
   const ddb = DynamoDBDocumentClient.from(new DynamoDBClient({ ...common, endpoint: settings.dynamodbEndpoint }), {
     marshallOptions: { removeUndefinedValues: true },
   });
