@@ -213,9 +213,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await seedVendorKeys(runtime);
     const rotateEvery = opts.rotateIntervalMs ?? 30_000;
     if (rotateEvery > 0 && fileConfig.vendors.length > 0) {
-      const timer = setInterval(() => void rotate({ source: 'tvm.local', 'detail-type': 'Scheduled Event' }).catch(() => undefined), rotateEvery);
-      timer.unref();
-      closers.push(async () => clearInterval(timer));
+      closers.push(every(rotateEvery, () => rotate({ source: 'tvm.local', 'detail-type': 'Scheduled Event' }), runtime));
     }
     // ---- end vendor keys ----
 
