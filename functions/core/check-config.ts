@@ -45,6 +45,10 @@ export function checkConfig(config: TvmConfig): ConfigProblem[] {
     walkStrings(g.sessionTags ?? {}, `grants[${i}].sessionTags`, (s, path) => {
       for (const p of unknownPlaceholders(s)) problems.push({ file, path, message: `unknown placeholder ${p}` });
     });
+    // STS takes at most 50 session tags; tvm adds tvm:lease, tvm:grant and tvm:issuer.
+    if (Object.keys(g.sessionTags ?? {}).length > 47) {
+      problems.push({ file, path: `grants[${i}].sessionTags`, message: 'at most 47 tags (STS allows 50 and tvm adds 3)' });
+    }
     for (const k of Object.keys(g.sessionTags ?? {})) {
       if (k.toLowerCase().startsWith('tvm:') || k.toLowerCase().startsWith('aws:')) {
         problems.push({ file, path: `grants[${i}].sessionTags.${k}`, message: 'tag keys starting with tvm: or aws: are reserved' });
