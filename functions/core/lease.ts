@@ -41,9 +41,3 @@ export function sourceIdentityFor(issuer: string, sub: string): string {
   const digest = createHash('sha256').update(`${issuer}|${sub}`).digest('hex').slice(0, 40);
   return `${issuer.slice(0, 20)}.${digest}`;
 }
-
-/** The lease as shown to its principal or an admin: everything but internal bookkeeping. */
-export function publicLease(lease: Lease): Omit<Lease, 'ttl'> & { ttl: number } {
-  const { ...shown } = lease;
-  return shown;
-}
