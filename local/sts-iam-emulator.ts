@@ -69,6 +69,7 @@ const IAM_ACTIONS = new Set(['PutRolePolicy', 'GetRolePolicy', 'DeleteRolePolicy
 const MAX_BODY = 1024 * 1024;
 const MAX_SKEW_MS = 15 * 60 * 1000;
 const SESSION_RETENTION_MS = 12 * 60 * 60 * 1000;
+const PRUNE_INTERVAL_MS = 60 * 1000;
 const MIN_DURATION = 900;
 const MAX_DURATION = 3600;
 const SESSION_POLICY_MAX_CHARS = 2048;
@@ -244,8 +245,14 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     renameSync(tmp, opts.stateFile);
   }
 
+  // Sessions are kept 12 h past expiry, so a sweep a minute is as good as one per AssumeRole,
+  // and keeps AssumeRole from walking every session ever issued (quadratic under load).
+  let lastPruneAt = -Infinity;
   function prune(): boolean {
-    const cutoff = now() - SESSION_RETENTION_MS;
+    const at = now();
+    if (at >= lastPruneAt && at - lastPruneAt < PRUNE_INTERVAL_MS) return false;
+    lastPruneAt = at;
+    const cutoff = at - SESSION_RETENTION_MS;
     let changed = false;
     for (const [k, s] of sessions) {
       if (s.expiresAt < cutoff) {
