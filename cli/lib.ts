@@ -56,6 +56,50 @@ export function endpoint(flag: string | undefined, env: NodeJS.ProcessEnv): stri
   return url.replace(/\/$/, '');
 }
 
+function isLoopback(hostname: string): boolean {
+  return /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(hostname);
+}
+
+/**
+ * Calls an admin route. Locally (or with `$TVM_ADMIN_TOKEN`): the admin token. Deployed: SigV4 with
+ * the caller's AWS credentials (the SDK's default chain), as API Gateway's IAM authorization wants.
+ * `$TVM_ADMIN_AUTH=sigv4|token` forces one.
+ */
+export async function adminCall(url: string, init: { method?: string; body?: string }, env: NodeJS.ProcessEnv): Promise<ApiAnswer> {
+  const u = new URL(url);
+  const method = init.method ?? 'GET';
+  const headers: Record<string, string> = init.body ? { 'content-type': 'application/json' } : {};
+  const mode = env.TVM_ADMIN_AUTH ?? (env.TVM_ADMIN_TOKEN || isLoopback(u.hostname) ? 'token' : 'sigv4');
+  if (mode === 'token') return call(url, { method, body: init.body, headers: { ...headers, authorization: `Bearer ${adminToken(env)}` } });
+  if (mode !== 'sigv4') throw new UsageError('TVM_ADMIN_AUTH is sigv4 or token');
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/.exec(u.hostname)?.[1];
+  if (!region) throw new Refusal('set AWS_REGION to sign admin requests');
+  const [{ SignatureV4 }, { Sha256 }, { fromNodeProviderChain }] = await Promise.all([
+    import('@smithy/signature-v4'),
+    import('@aws-crypto/sha256-js'),
+    import('@aws-sdk/credential-providers'),
+  ]);
+  const signer = new SignatureV4({ service: 'execute-api', region, credentials: fromNodeProviderChain(), sha256: Sha256, uriEscapePath: true });
+  let signed;
+  try {
+    signed = await signer.sign({
+      method,
+      protocol: u.protocol,
+      hostname: u.hostname,
+      port: u.port ? Number(u.port) : undefined,
+      path: u.pathname,
+      query: Object.fromEntries(u.searchParams),
+      headers: { ...headers, host: u.host },
+      body: init.body,
+    });
+  } catch {
+    throw new Refusal('no AWS credentials to sign the admin request (configure a profile or set AWS_* variables)');
+  }
+  const out = { ...(signed.headers as Record<string, string>) };
+  delete out.host;
+  return call(url, { method, body: init.body, headers: out });
+}
+
 export function adminToken(env: NodeJS.ProcessEnv): string {
   const token = env.TVM_ADMIN_TOKEN ?? localEndpoints(env)?.adminToken;
   if (!token) throw new Refusal('no admin credential: set TVM_ADMIN_TOKEN or start the local stack with `npm start`');

@@ -1,5 +1,5 @@
 /** `tvm admin revoke (--lease ID | --principal P | --grant G | --issuer I | --all) --reason R`: bulk revocation. */
-import { adminToken, call, endpoint, EXIT, parse, refusalOf, UsageError, type Io } from '../lib.js';
+import { adminCall, endpoint, EXIT, parse, refusalOf, UsageError, type Io } from '../lib.js';
 
 const HELP = `usage: tvm admin revoke (--lease ID | --principal P | --grant G | --issuer I | --all) --reason R [--endpoint URL] [--json]
 
@@ -36,11 +36,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   else if (sel === 'all') body.all = true;
   else body[sel] = values[sel];
   const base = endpoint(values.endpoint, io.env);
-  const answer = await call(`${base}/v1/admin/revoke`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${adminToken(io.env)}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
+  const answer = await adminCall(`${base}/v1/admin/revoke`, { method: 'POST', body: JSON.stringify(body) }, io.env);
   if (answer.status !== 200) throw refusalOf(answer);
   const { revoked } = answer.body as { revoked: number };
   io.out(values.json ? `${JSON.stringify(answer.body)}\n` : `revoked ${revoked} lease${revoked === 1 ? '' : 's'}\n`);

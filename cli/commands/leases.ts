@@ -1,5 +1,5 @@
 /** `tvm leases` / `tvm leases show ID`: admin views of leases and their history. */
-import { adminToken, call, endpoint, EXIT, parse, refusalOf, UsageError, type Io } from '../lib.js';
+import { adminCall, endpoint, EXIT, parse, refusalOf, UsageError, type Io } from '../lib.js';
 
 const HELP = `usage: tvm leases [--principal P] [--grant G] [--issuer I] [--status S] [--json] [--endpoint URL]
        tvm leases show ID [--json] [--endpoint URL]
@@ -36,11 +36,10 @@ export async function run(args: string[], io: Io): Promise<number> {
   );
   if (values.help) return io.out(HELP), EXIT.ok;
   const base = endpoint(values.endpoint, io.env);
-  const headers = { authorization: `Bearer ${adminToken(io.env)}` };
   if (positionals[0] === 'show') {
     const id = positionals[1];
     if (!id || positionals.length > 2) throw new UsageError('usage: tvm leases show ID');
-    const answer = await call(`${base}/v1/admin/leases/${encodeURIComponent(id)}`, { headers });
+    const answer = await adminCall(`${base}/v1/admin/leases/${encodeURIComponent(id)}`, {}, io.env);
     if (answer.status !== 200) throw refusalOf(answer);
     const l = answer.body as unknown as LeaseView;
     if (values.json) return io.out(`${JSON.stringify(l, null, 2)}\n`), EXIT.ok;
@@ -56,7 +55,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   if (positionals.length) throw new UsageError(`unexpected '${positionals[0]}'`);
   const q = new URLSearchParams();
   for (const k of ['principal', 'grant', 'issuer', 'status'] as const) if (values[k]) q.set(k, values[k]!);
-  const answer = await call(`${base}/v1/admin/leases${q.size ? `?${q}` : ''}`, { headers });
+  const answer = await adminCall(`${base}/v1/admin/leases${q.size ? `?${q}` : ''}`, {}, io.env);
   if (answer.status !== 200) throw refusalOf(answer);
   const leases = (answer.body.leases ?? []) as LeaseView[];
   if (values.json) return io.out(`${JSON.stringify(leases, null, 2)}\n`), EXIT.ok;

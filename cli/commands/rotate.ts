@@ -1,5 +1,5 @@
 /** `tvm rotate VENDOR [--reason R] [--revoke-previous]`: admin, rotate a vendor key now. */
-import { adminToken, call, endpoint, EXIT, parse, refusalOf, UsageError, type Io } from '../lib.js';
+import { adminCall, endpoint, EXIT, parse, refusalOf, UsageError, type Io } from '../lib.js';
 
 const HELP = `usage: tvm rotate VENDOR [--reason R] [--revoke-previous] [--json] [--endpoint URL]
 
@@ -36,11 +36,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const body: Record<string, unknown> = {};
   if (values.reason) body.reason = values.reason;
   if (values['revoke-previous']) body.revokePrevious = true;
-  const answer = await call(`${base}/v1/admin/vendors/${encodeURIComponent(vendor)}/rotate`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${adminToken(io.env)}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
+  const answer = await adminCall(`${base}/v1/admin/vendors/${encodeURIComponent(vendor)}/rotate`, { method: 'POST', body: JSON.stringify(body) }, io.env);
   if (answer.status !== 200) throw refusalOf(answer);
   const o = answer.body as unknown as Outcome;
   if (values.json) {

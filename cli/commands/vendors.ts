@@ -1,5 +1,5 @@
 /** `tvm vendors`: admin, each vendor's current key id (never the key), last rotation, next due, last error. */
-import { adminToken, call, endpoint, EXIT, parse, refusalOf, UsageError, type Io } from '../lib.js';
+import { adminCall, endpoint, EXIT, parse, refusalOf, UsageError, type Io } from '../lib.js';
 
 const HELP = `usage: tvm vendors [--json] [--endpoint URL]
 
@@ -28,7 +28,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   if (values.help) return io.out(HELP), EXIT.ok;
   if (positionals.length) throw new UsageError('usage: tvm vendors [--json]');
   const base = endpoint(values.endpoint, io.env);
-  const answer = await call(`${base}/v1/admin/vendors`, { headers: { authorization: `Bearer ${adminToken(io.env)}` } });
+  const answer = await adminCall(`${base}/v1/admin/vendors`, {}, io.env);
   if (answer.status !== 200) throw refusalOf(answer);
   const vendors = (answer.body as { vendors: Status[] }).vendors;
   if (values.json) {
