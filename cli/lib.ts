@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { Endpoints } from '../local/stack.js';
 
 export interface Io {
   out(s: string): void;
@@ -29,15 +30,8 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: s
   }
 }
 
-export interface LocalEndpoints {
-  api: string;
-  dynamodb: string;
-  sts: string;
-  iam: string;
-  issuer: string;
-  adminToken: string;
-  vendors: Record<string, string>;
-}
+/** What `tvm dev` writes to `<data>/endpoints.json`. */
+export type LocalEndpoints = Endpoints;
 
 export function dataDir(env: NodeJS.ProcessEnv): string {
   return resolve(env.TVM_DATA ?? '.tvm/dev');

@@ -2,11 +2,12 @@
  * Lease routes: a principal reads its own lease; admins list and inspect leases with their events.
  * Another principal's lease answers 404, not 403: its existence is not revealed.
  */
-import { InvalidRequest, NotFound, TvmError } from '../core/errors.js';
+import { InvalidRequest, NotFound } from '../core/errors.js';
 import { LEASE_ID } from '../core/lease.js';
 import type { LeaseStatus } from '../core/ports.js';
 import { authenticate } from '../shared/authenticate.js';
-import { adminIdentity, errorResult, json, jsonBody, requestIdOf, sourceIp, type HttpEvent, type HttpResult } from '../shared/http.js';
+import { inEnvelope } from '../shared/envelope.js';
+import { adminIdentity, json, jsonBody, sourceIp, type HttpEvent, type HttpResult } from '../shared/http.js';
 import { z } from 'zod';
 import { revokeLeases, type RevokeSelector } from '../core/revoke-bulk.js';
 import { revokeOwnLease, type RevokeDeps } from '../core/revoke-lease.js';
@@ -103,26 +104,12 @@ export const routes: Record<string, RouteHandler> = {
 };
 
 export function createLeasesHandler(rt: Runtime) {
-  return async function leasesHandler(event: HttpEvent): Promise<HttpResult> {
-    const requestId = requestIdOf(event);
-    const record: Record<string, unknown> = { requestId, route: event.routeKey, sourceIp: sourceIp(event) };
-    let status = 500;
-    try {
+  return function leasesHandler(event: HttpEvent): Promise<HttpResult> {
+    return inEnvelope(rt, event, 'leases', (record) => {
       const route = routes[event.routeKey];
       if (!route) throw new NotFound('no_route');
-      const answer = await route(rt, event, record);
-      status = answer.statusCode;
-      return answer;
-    } catch (e) {
-      const answer = errorResult(e, requestId);
-      status = answer.statusCode;
-      record.reason = e instanceof TvmError ? e.reason : 'internal';
-      if (!(e instanceof TvmError)) rt.logger.error('unexpected error', { requestId, error: (e as Error)?.stack });
-      return answer;
-    } finally {
-      rt.audit.event('leases', { ...record, status });
-      rt.metrics.flush();
-    }
+      return route(rt, event, record);
+    });
   };
 }
 

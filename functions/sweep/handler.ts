@@ -3,9 +3,10 @@
  * `POST /v1/admin/sweep`. Parse → sweepLeases → answer what it did.
  */
 import type { Context } from 'aws-lambda';
-import { NotFound, TvmError } from '../core/errors.js';
+import { NotFound } from '../core/errors.js';
 import { sweepLeases, type SweepReport } from '../core/sweep-leases.js';
-import { adminIdentity, errorResult, json, requestIdOf, type HttpEvent, type HttpResult } from '../shared/http.js';
+import { inEnvelope } from '../shared/envelope.js';
+import { adminIdentity, json, type HttpEvent, type HttpResult } from '../shared/http.js';
 import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
 
 export const SWEEP_ROUTE = 'POST /v1/admin/sweep';
@@ -33,25 +34,11 @@ export function createSweepHandler(rt: Runtime) {
         rt.metrics.flush();
       }
     }
-    const requestId = requestIdOf(event);
-    const record: Record<string, unknown> = { requestId, route: event.routeKey };
-    let status = 500;
-    try {
+    return inEnvelope(rt, event, 'sweep_request', async (record) => {
       if (event.routeKey !== SWEEP_ROUTE) throw new NotFound('no_route');
       record.admin = adminIdentity(event);
-      const report = await run(context);
-      status = 200;
-      return json(200, report);
-    } catch (e) {
-      const answer = errorResult(e, requestId);
-      status = answer.statusCode;
-      record.reason = e instanceof TvmError ? e.reason : 'internal';
-      if (!(e instanceof TvmError)) rt.logger.error('unexpected error', { requestId, error: (e as Error)?.stack });
-      return answer;
-    } finally {
-      rt.audit.event('sweep_request', { ...record, status });
-      rt.metrics.flush();
-    }
+      return json(200, await run(context));
+    });
   };
 }
 

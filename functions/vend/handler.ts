@@ -2,51 +2,46 @@
  * `POST /v1/vend` and `GET /v1/credentials/{grant}`: parse → vendCredentials → answer.
  * One audit event per request, filled in on every path.
  */
-import { TvmError } from '../core/errors.js';
 import { vendCredentials, type VendResult } from '../core/vend-credentials.js';
 import { authenticate } from '../shared/authenticate.js';
-import { errorResult, json, jsonBody, requestIdOf, sourceIp, type HttpEvent, type HttpResult } from '../shared/http.js';
+import { inEnvelope } from '../shared/envelope.js';
+import { json, jsonBody, sourceIp, type HttpEvent, type HttpResult } from '../shared/http.js';
 import { contextFromQuery, parseRequest, vendBodySchema } from '../shared/request.js';
 import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
 
 export function createVendHandler(rt: Runtime) {
-  return async function vendHandler(event: HttpEvent): Promise<HttpResult> {
-    const started = rt.clock.now();
-    const requestId = requestIdOf(event);
+  return function vendHandler(event: HttpEvent): Promise<HttpResult> {
     const container = event.routeKey === 'GET /v1/credentials/{grant}';
-    const record: Record<string, unknown> = { requestId, route: event.routeKey, sourceIp: sourceIp(event) };
-    let status = 500;
-    try {
-      const who = await authenticate(rt, event, container);
-      Object.assign(record, { principal: who.principal, issuer: who.issuer.name, tokenSha256: who.tokenSha256 });
-      let request;
-      if (container) {
-        request = { grant: event.pathParameters?.grant ?? '', context: contextFromQuery(event.queryStringParameters) };
-      } else {
-        const body = parseRequest(vendBodySchema, jsonBody(event));
-        request = { grant: body.grant, durationSeconds: body.durationSeconds, context: body.context ?? {} };
-      }
-      const result = await vendCredentials(
-        { config: rt.config, policy: rt.policy, leases: rt.leases, credentials: rt.credentials, clock: rt.clock, ids: rt.ids, audit: rt.audit },
-        { who, ...request, sourceIp: sourceIp(event) },
-        record,
-      );
-      status = 200;
-      rt.metrics.count('VendIssued');
-      return container ? containerAnswer(result) : vendAnswer(result);
-    } catch (e) {
-      const answer = errorResult(e, requestId);
-      status = answer.statusCode;
-      Object.assign(record, { reason: e instanceof TvmError ? e.reason : 'internal', ...(e instanceof TvmError ? { detail: e.detail } : {}) });
-      if (!(e instanceof TvmError)) rt.logger.error('unexpected error', { requestId, error: (e as Error)?.stack });
-      if (status === 403) rt.metrics.count('VendDenied');
-      if (status >= 500) rt.metrics.count('VendErrors');
-      return answer;
-    } finally {
-      const outcome = status === 200 ? 'issued' : status === 401 || status === 403 || status === 409 ? 'denied' : status < 500 ? 'refused' : 'failed';
-      rt.audit.event('vend', { ...record, outcome, status, durationMs: rt.clock.now() - started });
-      rt.metrics.flush();
-    }
+    return inEnvelope(
+      rt,
+      event,
+      'vend',
+      async (record) => {
+        const who = await authenticate(rt, event, container);
+        Object.assign(record, { principal: who.principal, issuer: who.issuer.name, tokenSha256: who.tokenSha256 });
+        let request;
+        if (container) {
+          request = { grant: event.pathParameters?.grant ?? '', context: contextFromQuery(event.queryStringParameters) };
+        } else {
+          const body = parseRequest(vendBodySchema, jsonBody(event));
+          request = { grant: body.grant, durationSeconds: body.durationSeconds, context: body.context ?? {} };
+        }
+        const result = await vendCredentials(
+          { config: rt.config, policy: rt.policy, leases: rt.leases, credentials: rt.credentials, clock: rt.clock, ids: rt.ids, audit: rt.audit },
+          { who, ...request, sourceIp: sourceIp(event) },
+          record,
+        );
+        return container ? containerAnswer(result) : vendAnswer(result);
+      },
+      {
+        finish(record, status) {
+          record.outcome = status === 200 ? 'issued' : status === 401 || status === 403 || status === 409 ? 'denied' : status < 500 ? 'refused' : 'failed';
+          if (status === 200) rt.metrics.count('VendIssued');
+          else if (status === 403) rt.metrics.count('VendDenied');
+          else if (status >= 500) rt.metrics.count('VendErrors');
+        },
+      },
+    );
   };
 }
 
