@@ -16,18 +16,29 @@ import { httpEvent } from '../test/helpers/events.js';
 import { GRANT } from './floor-vs-vend.js';
 import { now, progress, round, summarize } from './stats.js';
 
-export interface ColdStart {
-  runs: number;
-  /** Median over the runs: spawn of `node` → the first vend's answer, seen by the parent. */
+export interface ColdPhase {
+  /** Median over the runs: spawn of `node` → the answer, seen by the parent. */
   p50_ms: number;
   max_ms: number;
-  /** Medians of the child's own view: node boot (before the harness ran), require, first vend (init + vend). */
+  /** Medians of the child's own view: node boot (before the harness ran), require of the bundle, the first invocation. */
   boot_ms: number;
   require_ms: number;
-  first_vend_ms: number;
+  invoke_ms: number;
+  statuses: number[];
+}
+
+export interface ColdStart {
+  runs: number;
+  /**
+   * Spawn → first decision: the runtime built from the environment (config loaded and checked,
+   * SDK clients, Cedar preparsed and its first decision made at init), answering a first request
+   * that needs no network (no token: 401).
+   */
+  first_decision: ColdPhase;
+  /** Spawn → first vend answered 200: the above plus JWKS discovery and fetch, PutItem, AssumeRole, UpdateItem. */
+  first_vend: ColdPhase;
   bundle_js_kb: number;
   wasm_kb: number;
-  statuses: number[];
 }
 
 const HARNESS = `'use strict';
@@ -37,7 +48,7 @@ const mod = require('./index.js');
 const required = performance.now();
 mod.handler(JSON.parse(process.env.BENCH_EVENT)).then((r) => {
   const done = performance.now();
-  process.stdout.write('BENCH ' + JSON.stringify({ status: r.statusCode, boot, require: required - boot, first: done - required }) + '\\n');
+  process.stdout.write('BENCH ' + JSON.stringify({ status: r.statusCode, boot, require: required - boot, invoke: done - required }) + '\\n');
   process.exit(0);
 }, (e) => { process.stdout.write('BENCH ' + JSON.stringify({ error: String(e && e.stack || e) }) + '\\n'); process.exit(1); });
 `;
@@ -115,35 +126,48 @@ export async function coldStart(stack: LocalStack, opts: { runs: number }): Prom
     [ENV.iamEndpoint]: stack.endpoints.iam,
     POWERTOOLS_SERVICE_NAME: 'tvm',
   };
-  const walls: number[] = [];
-  const boots: number[] = [];
-  const requires: number[] = [];
-  const firsts: number[] = [];
-  const statuses: number[] = [];
-  // One run first, not counted: it brings the bundle and node into the page cache, as a Lambda's
-  // code is local by the time its init starts.
-  for (let i = 0; i < opts.runs + 1; i++) {
-    const token = await stack.issuer.mint({ sub: `bench-cold-${i}`, claims: { team: 'analytics' } });
-    const event = httpEvent('POST /v1/vend', { headers: { authorization: `Bearer ${token}` }, body: { grant: GRANT } });
-    const r = await runOnce(dir, { ...baseEnv, BENCH_EVENT: JSON.stringify(event) }, 20_000);
-    if (r.child.error) throw new Error(`cold start: ${r.child.error}`);
-    if (i === 0) continue;
-    walls.push(r.wall);
-    boots.push(r.child.boot);
-    requires.push(r.child.require);
-    firsts.push(r.child.first);
-    statuses.push(r.child.status ?? 0);
-  }
-  const w = summarize(walls);
+  const phase = async (name: string, event: (i: number) => Promise<object>, expect: number): Promise<ColdPhase> => {
+    const walls: number[] = [];
+    const boots: number[] = [];
+    const requires: number[] = [];
+    const invokes: number[] = [];
+    const statuses: number[] = [];
+    // One run first, not counted: it brings the bundle and node into the page cache, as a Lambda's
+    // code is local by the time its init starts.
+    for (let i = 0; i < opts.runs + 1; i++) {
+      const r = await runOnce(dir, { ...baseEnv, BENCH_EVENT: JSON.stringify(await event(i)) }, 20_000);
+      if (r.child.error) throw new Error(`cold start (${name}): ${r.child.error}`);
+      if (r.child.status !== expect) throw new Error(`cold start (${name}): answered ${r.child.status}, expected ${expect}`);
+      if (i === 0) continue;
+      walls.push(r.wall);
+      boots.push(r.child.boot);
+      requires.push(r.child.require);
+      invokes.push(r.child.invoke);
+      statuses.push(r.child.status ?? 0);
+    }
+    const w = summarize(walls);
+    return {
+      p50_ms: round(w.p50, 1),
+      max_ms: round(w.max, 1),
+      boot_ms: round(summarize(boots).p50, 1),
+      require_ms: round(summarize(requires).p50, 1),
+      invoke_ms: round(summarize(invokes).p50, 1),
+      statuses,
+    };
+  };
+  const vendEvent = (authorization?: string) =>
+    httpEvent('POST /v1/vend', { headers: authorization ? { authorization } : {}, body: { grant: GRANT } });
+  const firstDecision = await phase('first decision', async () => vendEvent(), 401);
+  const firstVend = await phase(
+    'first vend',
+    async (i) => vendEvent(`Bearer ${await stack.issuer.mint({ sub: `bench-cold-${i}`, claims: { team: 'analytics' } })}`),
+    200,
+  );
   return {
     runs: opts.runs,
-    p50_ms: round(w.p50, 1),
-    max_ms: round(w.max, 1),
-    boot_ms: round(summarize(boots).p50, 1),
-    require_ms: round(summarize(requires).p50, 1),
-    first_vend_ms: round(summarize(firsts).p50, 1),
+    first_decision: firstDecision,
+    first_vend: firstVend,
     bundle_js_kb: round(jsBytes / 1024, 1),
     wasm_kb: round(wasmBytes / 1024, 1),
-    statuses,
   };
 }

@@ -51,7 +51,7 @@ export async function loadBench(stack: LocalStack, opts: { clients: number; vend
   progress(`load: ${opts.clients} clients × ${opts.vendsPerClient} vends → ${stack.endpoints.api} (bounded by ${opts.maxSeconds} s)`);
   const exit = await new Promise<number>((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'bench/load-client.ts'], {
-      stdio: ['ignore', 'inherit', 'inherit'],
+      stdio: ['ignore', 'inherit', 'pipe'],
       env: {
         ...process.env,
         BENCH_API: stack.endpoints.api,
@@ -62,6 +62,7 @@ export async function loadBench(stack: LocalStack, opts: { clients: number; vend
         BENCH_OUT: out,
       },
     });
+    child.stderr!.on('data', (d: Buffer) => process.stderr.write(d.toString().replace(/^(?=.)/gm, '[load-client] ')));
     const kill = setTimeout(() => child.kill('SIGKILL'), (opts.maxSeconds + 60) * 1000);
     child.on('error', reject);
     child.on('exit', (code) => (clearTimeout(kill), resolve(code ?? 1)));
