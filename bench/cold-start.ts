@@ -5,7 +5,7 @@
  * their first vend against the running local stack.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -157,12 +157,19 @@ export async function coldStart(stack: LocalStack, opts: { runs: number }): Prom
   };
   const vendEvent = (authorization?: string) =>
     httpEvent('POST /v1/vend', { headers: authorization ? { authorization } : {}, body: { grant: GRANT } });
-  const firstDecision = await phase('first decision', async () => vendEvent(), 401);
-  const firstVend = await phase(
-    'first vend',
-    async (i) => vendEvent(`Bearer ${await stack.issuer.mint({ sub: `bench-cold-${i}`, claims: { team: 'analytics' } })}`),
-    200,
-  );
+  let firstDecision: ColdPhase;
+  let firstVend: ColdPhase;
+  try {
+    firstDecision = await phase('first decision', async () => vendEvent(), 401);
+    firstVend = await phase(
+      'first vend',
+      async (i) => vendEvent(`Bearer ${await stack.issuer.mint({ sub: `bench-cold-${i}`, claims: { team: 'analytics' } })}`),
+      200,
+    );
+  } finally {
+    // Keep the bundle only when profiles were asked for (their frames point into it).
+    if (!process.env.BENCH_CPU_PROF_DIR) rmSync(dir, { recursive: true, force: true });
+  }
   return {
     runs: opts.runs,
     first_decision: firstDecision,

@@ -4,9 +4,9 @@
  * answered 200 (or is `failed` under a non-200 answer), and no 5xx.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { PRINCIPAL_INDEX } from '../functions/adapters/dynamodb-lease-store.js';
 import type { LocalStack } from '../local/stack.js';
@@ -69,6 +69,7 @@ export async function loadBench(stack: LocalStack, opts: { clients: number; vend
   });
   if (exit !== 0) throw new Error(`load: the client process exited ${exit}`);
   const { wallMs, timedOut, results } = JSON.parse(readFileSync(out, 'utf8')) as { wallMs: number; timedOut: boolean; results: ClientResult[] };
+  rmSync(dirname(out), { recursive: true, force: true });
 
   const latencies = results.flatMap((r) => r.latencies);
   const statuses: Record<string, number> = {};
