@@ -42,20 +42,25 @@ export async function run(args: string[], io: Io): Promise<number> {
   const data = resolve(dataDir);
   const grant = stack.config.grants[0]?.name ?? 'GRANT';
   const envPrefix = data === `${process.cwd()}/.tvm/dev` ? '' : `TVM_DATA=${data} `;
+  const rows: [string, string][] = [
+    ['API', ep.api],
+    ['dev issuer', ep.issuer],
+    ['STS / IAM', ep.sts],
+    ['DynamoDB', ep.dynamodb],
+    ...Object.entries(ep.vendors).map(([n, u]): [string, string] => [`vendor ${n}`, u]),
+    ['admin token', ep.adminToken],
+    ['endpoints', stack.endpointsFile ?? '(not written)'],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
   io.out(`tvm dev is running${values.ephemeral ? ' (ephemeral)' : ` (data in ${data})`}
 
-  API          ${ep.api}
-  dev issuer   ${ep.issuer}
-  STS / IAM    ${ep.sts}
-  DynamoDB     ${ep.dynamodb}
-${Object.entries(ep.vendors).map(([n, u]) => `  ${`vendor ${n}`.padEnd(13)}${u}\n`).join('')}  admin token  ${ep.adminToken}
-  endpoints    ${stack.endpointsFile ?? '(not written)'}
-
+${rows.map(([k, v]) => `  ${k.padEnd(width)}${v}\n`).join('')}
 Try, in another terminal:
   ${envPrefix}npx tvm token --claim team=analytics --out /tmp/tvm-token
   ${envPrefix}TVM_TOKEN_FILE=/tmp/tvm-token npx tvm vend --grant ${grant} --format env > /tmp/tvm-creds && . /tmp/tvm-creds
   aws sts get-caller-identity --endpoint-url ${ep.sts} --region us-east-1
   ${envPrefix}npx tvm leases --status active
+  ${envPrefix}TVM_TOKEN_FILE=/tmp/tvm-token npx tvm revoke $TVM_LEASE_ID   # then get-caller-identity is denied
   curl -H "authorization: Bearer $(cat /tmp/tvm-token)" ${ep.api}/v1/broker/datadog/api/v1/validate
   ${envPrefix}npx tvm rotate datadog && ${envPrefix}npx tvm vendors
 
