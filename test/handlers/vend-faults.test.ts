@@ -2,10 +2,12 @@
  * Faults around the vend handler on the local stack's real endpoints: DynamoDB down before STS,
  * STS failing, the `active` update failing. After each: no credentials without an active lease.
  */
+import { GetRolePolicyCommand } from '@aws-sdk/client-iam';
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LeaseStore } from '../../functions/core/ports.js';
+import { sweepLeases } from '../../functions/core/sweep-leases.js';
 import { createRuntime } from '../../functions/shared/runtime.js';
 import { createVendHandler } from '../../functions/vend/handler.js';
 import { httpEvent } from '../helpers/events.js';
@@ -80,6 +82,19 @@ describe('vend under faults', () => {
     expect(stack.stack.sessionCount()).toBe(sessions + 1);
     const pending = await leasesOf('pending');
     expect(pending.length).toBe(pendingBefore + 1);
+  });
+
+  it('after a sweep past the pending bound, no lease is left pending and each settled session is denied on its role', async () => {
+    const later = { now: () => Date.now() + (stack.runtime.config.leases.pendingTimeoutSeconds + 60) * 1000 };
+    const rt = stack.runtime;
+    const report = await sweepLeases({ leases: rt.leases, revoker: rt.revoker, clock: later, audit: rt.audit, metrics: rt.metrics });
+    expect(report.settled).toBeGreaterThanOrEqual(1);
+    expect(await leasesOf('pending')).toEqual([]);
+    const settled = (await rt.leases.list({ status: 'failed', limit: 1000 })).filter((l) => l.events.some((e) => e.type === 'settled'));
+    expect(settled.length).toBeGreaterThanOrEqual(1);
+    const policy = await rt.iam.send(new GetRolePolicyCommand({ RoleName: 'reports-read', PolicyName: rt.denyPolicyName }));
+    const document = decodeURIComponent(policy.PolicyDocument ?? '');
+    for (const l of settled) expect(document).toContain(l.sessionName);
   });
 
   it('every credential handed out in this file has an active lease', async () => {
