@@ -1,0 +1,25 @@
+/** What synth deploys: the config without `tvm dev`'s own issuer and `local` section. */
+import { describe, expect, it } from 'vitest';
+import { forDeployment } from '../../functions/core/config.js';
+import { loadConfig } from '../../functions/shared/load-config.js';
+
+describe('forDeployment', () => {
+  it('drops the dev issuer and the local section, keeping every other issuer, grant and vendor', () => {
+    const config = loadConfig('config/tvm.yaml');
+    const { config: deployed, problems } = forDeployment(config);
+    expect(problems).toEqual([]);
+    expect(deployed.issuers.map((i) => i.name)).toEqual(['github']);
+    expect('local' in deployed).toBe(false);
+    expect(deployed.grants).toEqual(config.grants);
+    expect(deployed.vendors).toEqual(config.vendors);
+    expect(deployed.cedar).toEqual(config.cedar);
+  });
+
+  it('names the problem when only the dev issuer was configured', () => {
+    const config = loadConfig('config/tvm.yaml');
+    const onlyDev = { ...config, issuers: config.issuers.filter((i) => i.name === 'dev') };
+    const { problems } = forDeployment(onlyDev);
+    expect(problems).toHaveLength(1);
+    expect(problems[0].path).toBe('issuers');
+  });
+});
