@@ -237,7 +237,18 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
   state.sessions = state.sessions.filter((s) => roles.has(s.roleArn));
   const sessions = new Map<string, SessionRecord>(state.sessions.map((s) => [s.accessKeyId, s]));
 
+  // New sessions are written at most every 250 ms (one write per AssumeRole grows with every
+  // session kept); role-policy changes, which revocation depends on, are written at once.
+  let pendingWrite: NodeJS.Timeout | undefined;
+  function persistSoon(): void {
+    if (!opts.stateFile || pendingWrite) return;
+    pendingWrite = setTimeout(persist, 250);
+    pendingWrite.unref();
+  }
+
   function persist(): void {
+    if (pendingWrite) clearTimeout(pendingWrite);
+    pendingWrite = undefined;
     if (!opts.stateFile) return;
     state.sessions = [...sessions.values()];
     const tmp = `${opts.stateFile}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
@@ -498,7 +509,7 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     if (sourceIdentity !== undefined) session.sourceIdentity = sourceIdentity;
     prune();
     sessions.set(session.accessKeyId, session);
-    persist();
+    persistSoon();
     const f = facts(session);
     return (
       (sourceIdentity !== undefined ? `<SourceIdentity>${xmlEscape(sourceIdentity)}</SourceIdentity>` : '') +
@@ -738,6 +749,7 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     sessionCount: () => sessions.size,
     close: () =>
       new Promise<void>((resolve, reject) => {
+        if (pendingWrite) persist();
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeAllConnections();
       }),
