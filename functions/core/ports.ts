@@ -134,6 +134,9 @@ export interface PolicyEngine {
 /** Resolves the jose key source of a configured issuer (remote JWKS, cached). */
 export type KeyResolver = (issuerName: string) => JWTVerifyGetKey;
 
+/** Fields a use case fills in for its request's one audit event, on every path. */
+export type AuditRecord = Record<string, unknown>;
+
 /** The audit sink: one structured event per request and per state change. */
 export interface Audit {
   event(type: string, fields: Record<string, unknown>): void;

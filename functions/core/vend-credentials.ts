@@ -6,7 +6,7 @@ import type { GrantConfig, TvmConfig } from './config.js';
 import { MAX_DURATION_SECONDS, MIN_DURATION_SECONDS } from './config.js';
 import { AccessDenied, InvalidRequest, TvmError, UpstreamUnavailable } from './errors.js';
 import { sessionNameFor, sourceIdentityFor } from './lease.js';
-import type { Audit, Clock, CredentialIssuer, IdGenerator, IssuedCredentials, Lease, LeaseStore, PolicyEngine, RequestContext } from './ports.js';
+import type { AuditRecord, Clock, CredentialIssuer, IdGenerator, IssuedCredentials, Lease, LeaseStore, PolicyEngine, RequestContext } from './ports.js';
 import { renderSessionPolicy, renderSessionTags } from './render-session-policy.js';
 import type { VerifiedToken } from './verify-token.js';
 
@@ -17,7 +17,6 @@ export interface VendDeps {
   credentials: CredentialIssuer;
   clock: Clock;
   ids: IdGenerator;
-  audit: Audit;
 }
 
 export interface VendRequest {
@@ -32,9 +31,6 @@ export interface VendResult {
   lease: Lease;
   credentials: IssuedCredentials;
 }
-
-/** Fields the use case fills in for the request's one audit event, on every path. */
-export type AuditRecord = Record<string, unknown>;
 
 function effectiveDuration(grant: GrantConfig, requested: number | undefined): number {
   if (requested === undefined) return grant.durationSeconds.default;
@@ -56,7 +52,7 @@ export function cedarContext(context: RequestContext, extra: Record<string, unkn
  * Exchanges a verified token for credentials under `request.grant`.
  * @throws AccessDenied (policy or unknown grant), InvalidRequest (duration, placeholders, policy size),
  *   and the issuer's and store's mapped errors (429/403/503).
- * @example const { lease, credentials } = await vendCredentials(deps, { who, grant: 'reports-read', context: {} }, audit);
+ * @example const { lease, credentials } = await vendCredentials(deps, { who, grant: 'reports-read', context: {} }, record);
  */
 export async function vendCredentials(deps: VendDeps, request: VendRequest, record: AuditRecord = {}): Promise<VendResult> {
   const { who } = request;

@@ -4,10 +4,10 @@
  * path, metrics flushed.
  */
 import { TvmError } from '../core/errors.js';
+import type { AuditRecord } from '../core/ports.js';
 import { errorResult, requestIdOf, sourceIp, type HttpEvent, type HttpResult } from './http.js';
 import type { Runtime } from './runtime.js';
 
-export type AuditRecord = Record<string, unknown>;
 
 export interface EnvelopeOptions {
   /** Adds fields to the audit event once the status is known (outcome words, metrics). */

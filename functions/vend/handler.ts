@@ -27,7 +27,7 @@ export function createVendHandler(rt: Runtime) {
           request = { grant: body.grant, durationSeconds: body.durationSeconds, context: body.context ?? {} };
         }
         const result = await vendCredentials(
-          { config: rt.config, policy: rt.policy, leases: rt.leases, credentials: rt.credentials, clock: rt.clock, ids: rt.ids, audit: rt.audit },
+          { config: rt.config, policy: rt.policy, leases: rt.leases, credentials: rt.credentials, clock: rt.clock, ids: rt.ids },
           { who, ...request, sourceIp: sourceIp(event) },
           record,
         );

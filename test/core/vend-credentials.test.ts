@@ -126,7 +126,6 @@ beforeEach(() => {
     credentials: sts,
     clock: { now: () => FIXED },
     ids: { leaseId: () => LEASE },
-    audit: { event: () => {} },
   };
 });
 
