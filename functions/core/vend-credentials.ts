@@ -99,24 +99,28 @@ export async function vendCredentials(deps: VendDeps, request: VendRequest, reco
     ttl: Math.floor(nowMs / 1000) + durationSeconds + deps.config.leases.retentionDays * 86400,
     events: [{ at: issuedAt, type: 'requested', by: who.principal }],
   };
-  try {
-    await deps.leases.createPending(lease);
-  } catch (e) {
-    throw e instanceof TvmError ? e : new UpstreamUnavailable('lease_store_unavailable', { error: (e as Error).message });
-  }
-
-  let credentials: IssuedCredentials;
-  try {
-    credentials = await deps.credentials.assumeRole({
+  // The pending write and AssumeRole are independent, so they run concurrently: two round trips
+  // instead of three. The rule "no credentials leave without an active lease" is kept by the
+  // activation below, which happens before anything is returned: credentials from a vend whose
+  // pending write failed never leave tvm (a session nobody holds), and are only dropped.
+  const [pending, issued] = await Promise.allSettled([
+    deps.leases.createPending(lease),
+    deps.credentials.assumeRole({
       roleArn: grant.roleArn,
       sessionName: lease.sessionName,
       sourceIdentity: lease.sourceIdentity,
       durationSeconds,
       policy,
       tags,
-    });
-  } catch (e) {
-    const err = e instanceof TvmError ? e : new UpstreamUnavailable('sts_failed', { error: (e as Error).message });
+    }),
+  ]);
+  if (pending.status === 'rejected') {
+    const e = pending.reason as Error;
+    throw e instanceof TvmError ? e : new UpstreamUnavailable('lease_store_unavailable', { error: e.message, stsIssued: issued.status === 'fulfilled' });
+  }
+  if (issued.status === 'rejected') {
+    const e = issued.reason as Error;
+    const err = e instanceof TvmError ? e : new UpstreamUnavailable('sts_failed', { error: e.message });
     try {
       await deps.leases.fail(leaseId, { at: new Date(deps.clock.now()).toISOString(), type: 'failed', reason: err.reason });
     } catch {
@@ -124,6 +128,7 @@ export async function vendCredentials(deps: VendDeps, request: VendRequest, reco
     }
     throw err;
   }
+  const credentials: IssuedCredentials = issued.value;
 
   let active: Lease;
   try {

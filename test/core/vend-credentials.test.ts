@@ -33,6 +33,15 @@ const GRANTS: GrantConfig[] = [
     sessionPolicy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::reports/${claims.team}/*'] }] },
     sessionTags: { team: '${claims.team}', 'tvm:lease': 'forged' },
   },
+  {
+    name: 'wide',
+    roleArn: 'arn:aws:iam::123456789012:role/tvm/wide',
+    durationSeconds: { default: 900, max: 900 },
+    sessionPolicy: {
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: Array.from({ length: 80 }, (_, i) => `arn:aws:s3:::reports/\${claims.team}/part-${i}/*`) }],
+    },
+  },
 ];
 
 const who: VerifiedToken = {
@@ -192,16 +201,27 @@ describe('vendCredentials issues', () => {
     expect(record).toEqual({ grant: 'reports-read', durationSeconds: 900, decision: ['dev-agents-read-reports'], leaseId: LEASE, accessKeyId: CREDS.accessKeyId });
   });
 
-  it('writes the lease pending, bounded by the requested duration, before STS is called', async () => {
-    let seen: Lease | undefined;
-    sts.assumeRole = async (input) => {
-      seen = structuredClone(leases.leases.get(LEASE));
-      sts.calls.push(input);
-      return CREDS;
+  it('writes the pending lease and calls STS concurrently; credentials leave only once the lease is active', async () => {
+    // Hold the pending write open: the sequential design would never reach STS meanwhile.
+    let release!: () => void;
+    const written = new Promise<void>((r) => (release = r));
+    const create = leases.createPending.bind(leases);
+    let pendingLease: Lease | undefined;
+    leases.createPending = async (lease) => {
+      pendingLease = structuredClone(lease);
+      await written;
+      return create(lease);
     };
-    await vendCredentials(deps, request({ durationSeconds: 1200 }));
-    expect(seen).toMatchObject({ status: 'pending', expiresAt: new Date(FIXED + 1200_000).toISOString(), durationSeconds: 1200 });
-    expect(seen!.accessKeyId).toBeUndefined();
+    const vend = vendCredentials(deps, request({ durationSeconds: 1200 }));
+    await new Promise((r) => setImmediate(r));
+    expect(sts.calls).toHaveLength(1);
+    expect(leases.leases.size).toBe(0);
+    release();
+    const { lease } = await vend;
+    expect(pendingLease).toMatchObject({ status: 'pending', expiresAt: new Date(FIXED + 1200_000).toISOString(), durationSeconds: 1200 });
+    expect(pendingLease!.accessKeyId).toBeUndefined();
+    expect(lease.status).toBe('active');
+    expect(leases.leases.get(LEASE)!.status).toBe('active');
   });
 
   it.each([
@@ -230,6 +250,7 @@ describe('vendCredentials refuses before any lease or STS call', () => {
     ['a claim with a quote', () => {}, { who: { ...who, claims: { team: 'a"b' } } }, 'invalid_request', 'placeholder_unsafe'],
     ['a claim with ${', () => {}, { who: { ...who, claims: { team: '${aws:username}' } } }, 'invalid_request', 'placeholder_unsafe'],
     ['a missing claim', () => {}, { who: { ...who, claims: {} } }, 'invalid_request', 'placeholder_missing'],
+    ['a rendered session policy over 2,048 characters', () => {}, { grant: 'wide' }, 'invalid_request', 'session_policy_too_large'],
   ];
   it.each(cases)('%s', async (_name, arrange, over, code, reason) => {
     arrange();
@@ -246,16 +267,29 @@ describe('vendCredentials refuses before any lease or STS call', () => {
     expect(record.leaseId).toBeUndefined();
   });
 
-  it('answers 503 when the lease store is down, and never calls STS', async () => {
+});
+
+describe('vendCredentials when the pending write fails (it runs concurrently with STS)', () => {
+  it('answers 503 and drops the credentials STS issued: nothing is returned, no lease exists', async () => {
     leases.failOn.createPending = new Error('ECONNREFUSED');
-    expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'upstream_unavailable', reason: 'lease_store_unavailable' });
-    expect(sts.calls).toEqual([]);
+    const record: Record<string, unknown> = {};
+    expect(await refusal(vendCredentials(deps, request(), record))).toEqual({ code: 'upstream_unavailable', reason: 'lease_store_unavailable' });
+    expect(sts.calls).toHaveLength(1);
+    expect(leases.leases.size).toBe(0);
+    expect(record.accessKeyId).toBeUndefined();
   });
 
   it('passes a store error that is already a TvmError through', async () => {
     leases.failOn.createPending = new Throttled('ddb_throttled');
     expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'throttled', reason: 'ddb_throttled' });
-    expect(sts.calls).toEqual([]);
+    expect(leases.leases.size).toBe(0);
+  });
+
+  it('the store and STS both fail: the store error answers, no lease exists', async () => {
+    leases.failOn.createPending = new Error('ECONNREFUSED');
+    sts.error = new Throttled('sts_throttled');
+    expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'upstream_unavailable', reason: 'lease_store_unavailable' });
+    expect(leases.leases.size).toBe(0);
   });
 });
 

@@ -1,6 +1,6 @@
 /**
- * Faults around the vend handler on the local stack's real endpoints: DynamoDB down before STS,
- * STS failing, the `active` update failing. After each: no credentials without an active lease.
+ * Faults around the vend handler on the local stack's real endpoints: DynamoDB down (the pending
+ * write and AssumeRole run concurrently), STS failing, both, the `active` update failing. After each: no credentials without an active lease.
  */
 import { GetRolePolicyCommand } from '@aws-sdk/client-iam';
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
@@ -28,15 +28,55 @@ async function leasesOf(status: string) {
 describe('vend under faults', () => {
   const stsMock = () => mockClient(stack.runtime.sts);
 
-  it('DynamoDB down before STS → 503, no STS call', async () => {
+  /** Every lease in the store, whatever its status. */
+  async function leaseCount(): Promise<number> {
+    let n = 0;
+    for (const status of ['pending', 'active', 'failed', 'revoked', 'expired']) n += (await leasesOf(status)).length;
+    return n;
+  }
+
+  // The pending write and AssumeRole run concurrently (two round trips, not three): with DynamoDB
+  // down, AssumeRole may be called, but its credentials are dropped and nothing leaves.
+  it('DynamoDB down → 503, the STS credentials are dropped, no lease is written', async () => {
     const settings = stack.runtime.settings;
     const down = createRuntime({ ...settings, dynamodbEndpoint: 'http://127.0.0.1:9', logger: stack.runtime.logger });
+    const leases = await leaseCount();
+    const answer = await createVendHandler(down)(await vendEvent());
+    expect(answer.statusCode).toBe(503);
+    expect(JSON.parse(answer.body).error).toBe('upstream_unavailable');
+    expect(answer.body).not.toMatch(/AccessKeyId|SecretAccessKey|SessionToken|ASIA/);
+    expect(await leaseCount()).toBe(leases);
+    down.ddb.destroy();
+  });
+
+  it('DynamoDB and STS both down → 503, nothing leaves, no lease is written', async () => {
+    const settings = stack.runtime.settings;
+    const down = createRuntime({ ...settings, dynamodbEndpoint: 'http://127.0.0.1:9', stsEndpoint: 'http://127.0.0.1:9', logger: stack.runtime.logger });
+    const leases = await leaseCount();
     const sessions = stack.stack.sessionCount();
     const answer = await createVendHandler(down)(await vendEvent());
     expect(answer.statusCode).toBe(503);
     expect(JSON.parse(answer.body).error).toBe('upstream_unavailable');
+    expect(answer.body).not.toMatch(/AccessKeyId|SecretAccessKey|SessionToken/);
+    expect(await leaseCount()).toBe(leases);
     expect(stack.stack.sessionCount()).toBe(sessions);
     down.ddb.destroy();
+    down.sts.destroy();
+  });
+
+  // Refusals that need neither the store nor STS must still reach neither (an oversize session
+  // policy: test/core/vend-credentials.test.ts, with a grant built for it).
+  it.each([
+    ['a bad token', async () => httpEvent('POST /v1/vend', { headers: { authorization: 'Bearer not.a.jwt' }, body: { grant: 'reports-read' } }), 401],
+    ['no policy permits', async () => httpEvent('POST /v1/vend', { headers: { authorization: `Bearer ${await stack.mintToken({})}` }, body: { grant: 'reports-read' } }), 403],
+    ['a bad template value', async () => httpEvent('POST /v1/vend', { headers: { authorization: `Bearer ${await stack.mintToken({ team: 'a*b' })}` }, body: { grant: 'reports-read' } }), 400],
+  ])('%s → refused before the store and STS: no AssumeRole, no lease', async (_name, event, status) => {
+    const leases = await leaseCount();
+    const sessions = stack.stack.sessionCount();
+    const answer = await createVendHandler(stack.runtime)(await event());
+    expect(answer.statusCode).toBe(status);
+    expect(stack.stack.sessionCount()).toBe(sessions);
+    expect(await leaseCount()).toBe(leases);
   });
 
   it.each([
