@@ -144,11 +144,11 @@ describe('GitHub vend action against the local stack', () => {
     expect(String(body.principal)).toBe(`dev|${GITHUB_CLAIMS.sub}`);
   });
 
-  it('the post step revokes the lease', async (ctx) => {
+  it('the post step revokes the lease', async () => {
     expect(leaseId).toBeTruthy();
-    // Until the self-revoke route exists an unauthenticated call answers 404 rather than 401.
+    // The self-revoke route is served: an unauthenticated call is refused (401), not missing (404).
     const probe = await fetch(`${stack.api}/v1/leases/${leaseId}/revoke`, { method: 'POST' });
-    if (probe.status === 404) ctx.skip('POST /v1/leases/{id}/revoke is not served yet');
+    expect(probe.status).toBe(401);
     const r = await runAction({ STATE_isPost: 'true', STATE_leaseId: leaseId, STATE_endpoint: stack.api });
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain('::warning::');
