@@ -15,7 +15,10 @@ import { pool, progress, round, summarize } from './stats.js';
 
 export interface LoadBench {
   clients: number;
+  /** Requests made (every answer, whatever its status). */
   vends: number;
+  /** 200 answers: credentials issued. */
+  issued: number;
   vends_per_client: number;
   seconds: number;
   rps: number;
@@ -120,9 +123,11 @@ export async function loadBench(stack: LocalStack, opts: { clients: number; vend
   return {
     clients: opts.clients,
     vends,
+    issued: statuses['200'] ?? 0,
     vends_per_client: opts.vendsPerClient,
     seconds: round(wallMs / 1000, 1),
-    rps: round(vends / (wallMs / 1000), 1),
+    // Issued credentials per second: 4xx answers and transport errors are not vends.
+    rps: round((statuses['200'] ?? 0) / (wallMs / 1000), 1),
     p50_ms: round(s.p50, 1),
     p99_ms: round(s.p99, 1),
     max_ms: round(s.max, 1),
