@@ -18,6 +18,8 @@ const USAGE = `usage: tvm <command> [options]
   rotate VENDOR [--reason R] / vendors                     admin: vendor keys
   policy check [--config F]                                validate config and policies
   policy eval --principal P --grant G [--context JSON]     explain a decision offline
+  exec --grant G [vend options] -- CMD [ARGS…]             run CMD with credentials it never holds for long
+  agent --grant G --listen 127.0.0.1:PORT [--auth-token-file F]   the same, as a sidecar
 
 Run 'tvm <command> --help' for a command's options.
 `;
@@ -38,6 +40,8 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
     },
   }),
   policy: () => import('./commands/policy.js'),
+  exec: () => import('./commands/exec.js'),
+  agent: () => import('./commands/agent.js'),
 };
 
 export async function main(argv: string[], io: Io): Promise<number> {

@@ -19,6 +19,15 @@ export const VEND_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** `--duration` and the Cedar context flags, as the vend body carries them (also for `tvm exec`/`tvm agent`). */
+export function vendInputs(values: Partial<Record<'duration' | 'task' | 'tool' | 'sensitivity' | 'environment', string>>) {
+  const durationSeconds = values.duration === undefined ? undefined : Number(values.duration);
+  if (durationSeconds !== undefined && !Number.isInteger(durationSeconds)) throw new UsageError('--duration takes whole seconds');
+  const context: Record<string, string> = {};
+  for (const k of ['task', 'tool', 'sensitivity', 'environment'] as const) if (values[k] !== undefined) context[k] = values[k]!;
+  return { durationSeconds, context };
+}
+
 interface Vended {
   leaseId: string;
   expiresAt: string;
@@ -31,10 +40,7 @@ export async function vend(args: string[], io: Io, forcedFormat?: string): Promi
   if (!values.grant) throw new UsageError('--grant is required');
   const format = forcedFormat ?? values.format ?? 'json';
   if (!['json', 'env', 'credential-process'].includes(format)) throw new UsageError('--format is json, env or credential-process');
-  const durationSeconds = values.duration === undefined ? undefined : Number(values.duration);
-  if (durationSeconds !== undefined && !Number.isInteger(durationSeconds)) throw new UsageError('--duration takes whole seconds');
-  const context: Record<string, string> = {};
-  for (const k of ['task', 'tool', 'sensitivity', 'environment'] as const) if (values[k] !== undefined) context[k] = values[k]!;
+  const { durationSeconds, context } = vendInputs(values);
   const base = endpoint(values.endpoint, io.env);
   const token = workloadToken(values['token-file'], io.env);
   const answer = await call(`${base}/v1/vend`, {

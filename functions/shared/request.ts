@@ -26,7 +26,7 @@ export const vendBodySchema = z
   .strict();
 
 /** Parses `value` with `schema` or throws a 400 naming the first field at fault. */
-export function parseRequest<T>(schema: z.ZodType<T>, value: unknown): T {
+export function parseRequest<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown): T {
   const r = schema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0];
@@ -41,4 +41,20 @@ export function contextFromQuery(q: Record<string, string | undefined> | undefin
   const picked: Record<string, string> = {};
   for (const k of ['task', 'tool', 'sensitivity', 'environment']) if (q?.[k] !== undefined) picked[k] = q[k]!;
   return parseRequest(contextSchema, picked);
+}
+
+const durationQuery = z
+  .string()
+  .regex(/^[0-9]{1,6}$/, 'whole seconds')
+  .transform(Number)
+  .optional();
+
+/**
+ * `GET /v1/credentials/{grant}?durationSeconds=N&task=…`: the duration (bounded by the grant, as
+ * in the vend body) and the context. SDKs that call tvm directly pass a duration longer than their
+ * own refresh window (botocore: 900 s) so that each call is not a new lease.
+ */
+export function containerRequestFromQuery(q: Record<string, string | undefined> | undefined): { durationSeconds?: number; context: RequestContext } {
+  const durationSeconds = parseRequest(z.object({ durationSeconds: durationQuery }), { durationSeconds: q?.durationSeconds }).durationSeconds;
+  return { durationSeconds, context: contextFromQuery(q) };
 }

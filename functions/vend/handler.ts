@@ -6,7 +6,7 @@ import { vendCredentials, type VendResult } from '../core/vend-credentials.js';
 import { authenticate } from '../shared/authenticate.js';
 import { inEnvelope } from '../shared/envelope.js';
 import { json, jsonBody, sourceIp, type HttpEvent, type HttpResult } from '../shared/http.js';
-import { contextFromQuery, parseRequest, vendBodySchema } from '../shared/request.js';
+import { containerRequestFromQuery, parseRequest, vendBodySchema } from '../shared/request.js';
 import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
 
 export function createVendHandler(rt: Runtime) {
@@ -21,7 +21,7 @@ export function createVendHandler(rt: Runtime) {
         Object.assign(record, { principal: who.principal, issuer: who.issuer.name, tokenSha256: who.tokenSha256 });
         let request;
         if (container) {
-          request = { grant: event.pathParameters?.grant ?? '', context: contextFromQuery(event.queryStringParameters) };
+          request = { grant: event.pathParameters?.grant ?? '', ...containerRequestFromQuery(event.queryStringParameters) };
         } else {
           const body = parseRequest(vendBodySchema, jsonBody(event));
           request = { grant: body.grant, durationSeconds: body.durationSeconds, context: body.context ?? {} };
