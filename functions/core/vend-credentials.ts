@@ -91,6 +91,8 @@ export async function vendCredentials(deps: VendDeps, request: VendRequest, reco
     sourceIdentity: sourceIdentityFor(who.issuer.name, who.sub),
     context: request.context,
     decision: decision.policyIds,
+    sessionPolicy: policy,
+    sessionTags: tags,
     tokenSha256: who.tokenSha256,
     durationSeconds,
     issuedAt,

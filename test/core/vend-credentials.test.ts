@@ -98,6 +98,9 @@ class FakeLeases implements LeaseStore {
   async listLive() {
     return { leases: [] };
   }
+  async page() {
+    return { leases: [] };
+  }
 }
 
 class FakeSts implements CredentialIssuer {
@@ -190,6 +193,8 @@ describe('vendCredentials issues', () => {
         tags: { team: 'blue', 'tvm:lease': LEASE, 'tvm:grant': 'reports-read', 'tvm:issuer': 'dev' },
       },
     ]);
+    // What the lease could do is kept on it: exactly the session policy and tags STS got.
+    expect(leases.leases.get(LEASE)).toMatchObject({ sessionPolicy: sts.calls[0].policy, sessionTags: sts.calls[0].tags });
     expect(policy.requests).toEqual([
       {
         principal: { issuer: 'dev', iss: who.iss, sub: 'agent-1', claims: who.claims },
