@@ -142,3 +142,11 @@ export function refusalOf(answer: ApiAnswer): Refusal {
   const { error, message, requestId } = answer.body as Record<string, string>;
   return new Refusal(`${error ?? `HTTP ${answer.status}`}: ${message ?? 'request failed'}${requestId ? ` (request ${requestId})` : ''}`);
 }
+
+/**
+ * Text from tokens and requests (a `sub`, a reason) made safe to print: control characters
+ * (C0, DEL, C1, and the bidi overrides) shown as `\u{…}` escapes.
+ */
+export function printable(s: string): string {
+  return s.replace(/[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}

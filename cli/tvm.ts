@@ -12,7 +12,8 @@ const USAGE = `usage: tvm <command> [options]
        [--sensitivity S] [--environment E] [--format json|env|credential-process]
   credential-process --grant G …                           vend for ~/.aws/config credential_process
   revoke LEASE_ID                                          revoke one of your own leases
-  leases [--principal P] [--grant G] [--status S]          admin: list leases
+  leases [--principal P] [--grant G] [--issuer I] [--task T] [--status S]
+         [--since D] [--until D] [--limit N|--all] [--format table|json|ndjson|csv]   admin: list leases
   leases show ID                                           admin: a lease and its history
   admin revoke (--lease ID|--principal P|--grant G|--issuer I|--all) --reason R
   rotate VENDOR [--reason R] / vendors                     admin: vendor keys

@@ -1,23 +1,62 @@
-/** `tvm leases` / `tvm leases show ID`: admin views of leases and their history. */
-import { adminCall, endpoint, EXIT, parse, refusalOf, UsageError, type Io } from '../lib.js';
+/** `tvm leases` / `tvm leases show ID`: admin views of leases and their history, never silently truncated. */
+import { fetchPages, formatArg, limitArg, noteMore, printRows, timeArg, type Column } from '../format.js';
+import { adminCall, endpoint, EXIT, parse, printable, refusalOf, UsageError, type Io } from '../lib.js';
 
-const HELP = `usage: tvm leases [--principal P] [--grant G] [--issuer I] [--status S] [--json] [--endpoint URL]
-       tvm leases show ID [--json] [--endpoint URL]
+const HELP = `usage: tvm leases [--principal P] [--grant G] [--issuer I] [--task T] [--status S] [--since D] [--until D]
+                  [--limit N | --all] [--format table|json|ndjson|csv] [--endpoint URL]
+       tvm leases show ID [--format table|json] [--endpoint URL]
+
+Lists leases, newest first where an index gives the order (by principal), each page newest first
+otherwise. --limit defaults to 100 and says on stderr when more exist; --all reads every page.
+D is a duration back from now (15m, 2h, 7d) or an ISO time; it bounds issuedAt.
 `;
 
-interface LeaseView {
+export interface LeaseView {
   leaseId: string;
   status: string;
   principal: string;
   grant: string;
+  issuer?: string;
   issuedAt: string;
   expiresAt: string;
   revokedAt?: string;
   revokeReason?: string;
+  revokedBy?: string;
   accessKeyId?: string;
   decision: string[];
   context: Record<string, string>;
-  events: { at: string; type: string; by?: string; reason?: string }[];
+  sessionPolicy?: string;
+  sessionTags?: Record<string, string>;
+  events: { at: string; type: string; by?: string; reason?: string; detail?: Record<string, unknown> }[];
+}
+
+const COLUMNS: Column<LeaseView>[] = [
+  { title: 'LEASE', value: (l) => l.leaseId },
+  { title: 'STATUS', value: (l) => l.status },
+  { title: 'GRANT', value: (l) => l.grant },
+  { title: 'ISSUED', value: (l) => l.issuedAt },
+  { title: 'EXPIRES', value: (l) => l.expiresAt },
+  { title: 'TASK', value: (l) => l.context?.task ?? '-' },
+  { title: 'PRINCIPAL', value: (l) => l.principal },
+];
+
+function showLease(io: Io, l: LeaseView): void {
+  const p = printable;
+  let policy = l.sessionPolicy ?? '';
+  try {
+    policy = policy && JSON.stringify(JSON.parse(policy), null, 2);
+  } catch {
+    // shown as stored
+  }
+  io.out(
+    `lease      ${l.leaseId}\nstatus     ${l.status}\nprincipal  ${p(l.principal)}\ngrant      ${l.grant}\n` +
+      `issued     ${l.issuedAt}\nexpires    ${l.expiresAt}\n` +
+      (l.revokedAt ? `revoked    ${l.revokedAt} by ${p(l.revokedBy ?? '?')} (${p(l.revokeReason ?? '')})\n` : '') +
+      `access key ${l.accessKeyId ?? '-'}\ndecided by ${l.decision.join(', ') || '-'}\ncontext    ${p(JSON.stringify(l.context))}\n` +
+      `tags       ${l.sessionTags ? p(Object.entries(l.sessionTags).map(([k, v]) => `${k}=${v}`).join(' ')) : '-'}\n` +
+      `session policy${policy ? `\n${p(policy).replace(/^/gm, '  ')}` : ' -'}\nhistory\n` +
+      l.events.map((e) => `  ${e.at}  ${e.type.padEnd(10)} ${p(e.by ?? '')}${e.reason ? `  (${p(e.reason)})` : ''}${e.detail?.fallback ? '  [fallback]' : ''}\n`).join(''),
+  );
 }
 
 export async function run(args: string[], io: Io): Promise<number> {
@@ -27,7 +66,13 @@ export async function run(args: string[], io: Io): Promise<number> {
       principal: { type: 'string' },
       grant: { type: 'string' },
       issuer: { type: 'string' },
+      task: { type: 'string' },
       status: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      limit: { type: 'string' },
+      all: { type: 'boolean' },
+      format: { type: 'string' },
       endpoint: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -35,31 +80,31 @@ export async function run(args: string[], io: Io): Promise<number> {
     true,
   );
   if (values.help) return io.out(HELP), EXIT.ok;
-  const base = endpoint(values.endpoint, io.env);
   if (positionals[0] === 'show') {
     const id = positionals[1];
     if (!id || positionals.length > 2) throw new UsageError('usage: tvm leases show ID');
+    const format = formatArg(values.format, values.json, ['table', 'json']);
+    const base = endpoint(values.endpoint, io.env);
     const answer = await adminCall(`${base}/v1/admin/leases/${encodeURIComponent(id)}`, {}, io.env);
     if (answer.status !== 200) throw refusalOf(answer);
     const l = answer.body as unknown as LeaseView;
-    if (values.json) return io.out(`${JSON.stringify(l, null, 2)}\n`), EXIT.ok;
-    io.out(
-      `lease      ${l.leaseId}\nstatus     ${l.status}\nprincipal  ${l.principal}\ngrant      ${l.grant}\n` +
-        `issued     ${l.issuedAt}\nexpires    ${l.expiresAt}\n` +
-        (l.revokedAt ? `revoked    ${l.revokedAt} (${l.revokeReason ?? ''})\n` : '') +
-        `access key ${l.accessKeyId ?? '-'}\ndecided by ${l.decision.join(', ') || '-'}\ncontext    ${JSON.stringify(l.context)}\nhistory\n` +
-        l.events.map((e) => `  ${e.at}  ${e.type.padEnd(10)} ${e.by ?? ''}${e.reason ? `  (${e.reason})` : ''}\n`).join(''),
-    );
+    if (format === 'json') io.out(`${JSON.stringify(l, null, 2)}\n`);
+    else showLease(io, l);
     return EXIT.ok;
   }
   if (positionals.length) throw new UsageError(`unexpected '${positionals[0]}'`);
+  const format = formatArg(values.format, values.json);
+  const limit = limitArg(values.limit, values.all);
+  const now = Date.now();
   const q = new URLSearchParams();
-  for (const k of ['principal', 'grant', 'issuer', 'status'] as const) if (values[k]) q.set(k, values[k]!);
-  const answer = await adminCall(`${base}/v1/admin/leases${q.size ? `?${q}` : ''}`, {}, io.env);
-  if (answer.status !== 200) throw refusalOf(answer);
-  const leases = (answer.body.leases ?? []) as LeaseView[];
-  if (values.json) return io.out(`${JSON.stringify(leases, null, 2)}\n`), EXIT.ok;
-  io.out(`${'LEASE'.padEnd(28)}${'STATUS'.padEnd(9)}${'GRANT'.padEnd(16)}${'EXPIRES'.padEnd(26)}PRINCIPAL\n`);
-  for (const l of leases) io.out(`${l.leaseId.padEnd(28)}${l.status.padEnd(9)}${l.grant.padEnd(16)}${l.expiresAt.padEnd(26)}${l.principal}\n`);
+  for (const k of ['principal', 'grant', 'issuer', 'task', 'status'] as const) if (values[k]) q.set(k, values[k]!);
+  for (const k of ['since', 'until'] as const) {
+    const t = timeArg(k, values[k], now);
+    if (t) q.set(k, t);
+  }
+  const base = endpoint(values.endpoint, io.env);
+  const { items, more } = await fetchPages<LeaseView>(base, '/v1/admin/leases', q, 'leases', limit, io.env);
+  printRows(io, format, items, COLUMNS);
+  noteMore(io, more, items.length, 'leases');
   return EXIT.ok;
 }

@@ -6,12 +6,41 @@
 import { createHash } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { InvalidRequest } from '../core/errors.js';
 import { isLive } from '../core/lease.js';
-import type { Lease, LeaseEvent, LeaseQuery, LeaseStatus, LeaseStore } from '../core/ports.js';
+import type { Lease, LeaseEvent, LeasePage, LeaseQuery, LeaseStatus, LeaseStore } from '../core/ports.js';
 
 export const DUE_INDEX = 'due';
 export const PRINCIPAL_INDEX = 'principal';
 export const DUE_SHARDS = 16;
+/** Round trips one listing page may take (each ≤ 1 MB read, a few tens of ms). */
+const MAX_ROUNDS = 25;
+
+type CursorKind = 'p' | 'd' | 's';
+
+function encodeCursor(kind: CursorKind, key: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify({ i: kind, k: key })).toString('base64url');
+}
+
+function badCursor(): InvalidRequest {
+  return new InvalidRequest('bad_cursor', undefined, 'Invalid field: next.');
+}
+
+/** The key a cursor resumes from, if it was made for this kind of listing; else a 400. */
+function decodeCursor(cursor: string | undefined, kind: CursorKind): Record<string, unknown> | undefined {
+  if (cursor === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw badCursor();
+  }
+  const { i, k } = (parsed ?? {}) as { i?: unknown; k?: unknown };
+  if (i !== kind || !k || typeof k !== 'object' || Array.isArray(k)) throw badCursor();
+  const key = k as Record<string, unknown>;
+  if (typeof key.pk !== 'string' || Object.values(key).some((v) => typeof v !== 'string' && typeof v !== 'number')) throw badCursor();
+  return key;
+}
 
 export function dueShardOf(leaseId: string): string {
   return `due#${createHash('sha256').update(leaseId).digest()[0] % DUE_SHARDS}`;
@@ -113,78 +142,138 @@ export class DynamoLeaseStore implements LeaseStore {
 
   async list(query: LeaseQuery): Promise<Lease[]> {
     const limit = Math.min(query.limit ?? 100, 1000);
-    const filters: string[] = [];
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = {};
-    for (const k of ['grant', 'issuer', 'status'] as const) {
-      if (query[k] === undefined) continue;
-      filters.push(`#${k} = :${k}`);
-      names[`#${k}`] = k;
-      values[`:${k}`] = query[k];
-    }
     const out: Lease[] = [];
-    if (query.principal !== undefined) {
-      names['#p'] = 'principal';
-      values[':p'] = query.principal;
-      await this.collect(out, limit, (ExclusiveStartKey) =>
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: PRINCIPAL_INDEX,
-          KeyConditionExpression: '#p = :p',
-          FilterExpression: filters.length ? filters.join(' AND ') : undefined,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ScanIndexForward: false,
-          ExclusiveStartKey,
-        }),
-      );
-      return out;
-    }
-    if (query.status === 'pending' || query.status === 'active') {
-      for (let s = 0; s < DUE_SHARDS && out.length < limit; s++) {
-        await this.collect(out, limit, (ExclusiveStartKey) =>
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: DUE_INDEX,
-            KeyConditionExpression: 'dueShard = :shard',
-            FilterExpression: filters.join(' AND '),
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: { ...values, ':shard': `due#${s}` },
-            ExclusiveStartKey,
-          }),
-        );
-      }
-      return out;
-    }
-    // Admin listing across every state: a filtered scan (rare, paged, capped by `limit`).
-    names['#lid'] = 'leaseId';
-    filters.push('attribute_exists(#lid)');
-    await this.collect(out, limit, (ExclusiveStartKey) =>
-      new ScanCommand({
-        TableName: this.table,
-        FilterExpression: filters.join(' AND '),
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
-        ExclusiveStartKey,
-      }),
-    );
+    let next: string | undefined;
+    do {
+      const page = await this.page({ ...query, limit: limit - out.length, next });
+      out.push(...page.leases);
+      next = page.next;
+    } while (next && out.length < limit);
     return out.sort((a, b) => b.issuedAt.localeCompare(a.issuedAt));
   }
 
-  private async collect(
-    out: Lease[],
+  /**
+   * One page of a listing. By principal: the principal index, newest first, `since`/`until` in
+   * the key condition. Live leases (`live`, or status pending/active): the sparse due index, shard
+   * by shard. Anything else has no index that fits: a filtered scan. One item more than the page
+   * is read to know whether more exist; the cursor is the last answered item's key (base64url
+   * JSON). At most `MAX_ROUNDS` round trips a page, so a sparse filter over a big table still
+   * answers well inside API Gateway's 29 s (with a cursor to go on from).
+   */
+  async page(query: LeaseQuery): Promise<LeasePage> {
+    const limit = Math.max(1, Math.min(query.limit ?? 100, 1000));
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const filters: string[] = [];
+    const eq = (attr: string, value: unknown) => {
+      names[`#${attr}`] = attr;
+      values[`:${attr}`] = value;
+      filters.push(`#${attr} = :${attr}`);
+    };
+    if (query.grant !== undefined) eq('grant', query.grant);
+    if (query.issuer !== undefined) eq('issuer', query.issuer);
+    if (query.status !== undefined) eq('status', query.status);
+    else if (query.live) {
+      names['#status'] = 'status';
+      Object.assign(values, { ':pending': 'pending', ':active': 'active' });
+      filters.push('#status IN (:pending, :active)');
+    }
+    if (query.task !== undefined) {
+      Object.assign(names, { '#ctx': 'context', '#task': 'task' });
+      values[':task'] = query.task;
+      filters.push('#ctx.#task = :task');
+    }
+    const range: string[] = [];
+    names['#issuedAt'] = 'issuedAt';
+    if (query.since !== undefined) (values[':since'] = query.since), range.push('#issuedAt >= :since');
+    if (query.until !== undefined) (values[':until'] = query.until), range.push('#issuedAt <= :until');
+    if (!range.length) delete names['#issuedAt'];
+    const read = Math.min(1000, Math.max(limit + 1, 100));
+
+    if (query.principal !== undefined) {
+      const start = decodeCursor(query.next, 'p');
+      names['#p'] = 'principal';
+      values[':p'] = query.principal;
+      const key = ['#p = :p', ...(range.length === 2 ? ['#issuedAt BETWEEN :since AND :until'] : range)].join(' AND ');
+      return this.collectPage('p', limit, [
+        (ExclusiveStartKey) =>
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: PRINCIPAL_INDEX,
+            KeyConditionExpression: key,
+            FilterExpression: filters.length ? filters.join(' AND ') : undefined,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+            ScanIndexForward: false,
+            Limit: read,
+            ExclusiveStartKey,
+          }),
+      ], start, (item) => ({ pk: item.pk, principal: item.principal, issuedAt: item.issuedAt }));
+    }
+    filters.push(...range);
+    if (query.live || query.status === 'pending' || query.status === 'active') {
+      const start = decodeCursor(query.next, 'd');
+      const first = start ? Number(String(start.dueShard).slice(4)) : 0;
+      if (!Number.isInteger(first) || first < 0 || first >= DUE_SHARDS) throw badCursor();
+      const shards = Array.from({ length: DUE_SHARDS - first }, (_, i) => (ExclusiveStartKey?: Record<string, unknown>) =>
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: DUE_INDEX,
+          KeyConditionExpression: 'dueShard = :shard',
+          FilterExpression: filters.length ? filters.join(' AND ') : undefined,
+          ExpressionAttributeNames: Object.keys(names).length ? names : undefined,
+          ExpressionAttributeValues: { ...values, ':shard': `due#${first + i}` },
+          Limit: read,
+          ExclusiveStartKey,
+        }),
+      );
+      return this.collectPage('d', limit, shards, start, (item) => ({ pk: item.pk, dueShard: item.dueShard, dueAt: item.dueAt }));
+    }
+    const start = decodeCursor(query.next, 's');
+    names['#lid'] = 'leaseId';
+    filters.push('attribute_exists(#lid)');
+    const page = await this.collectPage('s', limit, [
+      (ExclusiveStartKey) =>
+        new ScanCommand({
+          TableName: this.table,
+          FilterExpression: filters.join(' AND '),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
+          Limit: read,
+          ExclusiveStartKey,
+        }),
+    ], start, (item) => ({ pk: item.pk }));
+    // A scan has no order: each page is answered newest first.
+    page.leases.sort((a, b) => b.issuedAt.localeCompare(a.issuedAt));
+    return page;
+  }
+
+  /**
+   * Reads `sources` in order (shards), starting the first at `start`, until `limit` + 1 items or
+   * `MAX_ROUNDS` round trips; the cursor resumes after the last item answered.
+   */
+  private async collectPage(
+    kind: CursorKind,
     limit: number,
-    command: (start?: Record<string, unknown>) => QueryCommand | ScanCommand,
-  ): Promise<void> {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await this.ddb.send(command(start) as QueryCommand);
-      for (const item of page.Items ?? []) {
-        if (out.length >= limit) return;
-        out.push(toLease(item));
-      }
-      start = page.LastEvaluatedKey;
-    } while (start && out.length < limit);
+    sources: ((start?: Record<string, unknown>) => QueryCommand | ScanCommand)[],
+    start: Record<string, unknown> | undefined,
+    keyOf: (item: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<LeasePage> {
+    const items: Record<string, unknown>[] = [];
+    let rounds = 0;
+    for (let i = 0; i < sources.length; i++) {
+      let from = i === 0 ? start : undefined;
+      do {
+        if (rounds++ >= MAX_ROUNDS) return { leases: items.map(toLease), next: encodeCursor(kind, from!) };
+        const page = await this.ddb.send(sources[i](from) as QueryCommand);
+        for (const item of page.Items ?? []) {
+          if (items.length === limit) return { leases: items.map(toLease), next: encodeCursor(kind, keyOf(items[limit - 1])) };
+          items.push(item);
+        }
+        from = page.LastEvaluatedKey;
+      } while (from);
+    }
+    return { leases: items.map(toLease) };
   }
 
   /** Pages over the due index, shard by shard; the cursor is `<shard>:<LastEvaluatedKey JSON>`. */

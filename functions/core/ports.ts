@@ -45,6 +45,10 @@ export interface Lease {
   revokedAt?: string;
   revokeReason?: string;
   revokedBy?: string;
+  /** The session policy sent to STS with this lease's AssumeRole, as rendered (JSON text). */
+  sessionPolicy?: string;
+  /** The session tags sent to STS. */
+  sessionTags?: Record<string, string>;
   /** Epoch seconds: DynamoDB TTL deletes the record after this (retention past expiresAt). */
   ttl: number;
   events: LeaseEvent[];
@@ -54,8 +58,24 @@ export interface LeaseQuery {
   principal?: string;
   grant?: string;
   issuer?: string;
+  /** `context.task`. */
+  task?: string;
   status?: LeaseStatus;
+  /** Only `pending` or `active` leases (bulk revocation). */
+  live?: boolean;
+  /** ISO-8601 bounds on `issuedAt`, inclusive. */
+  since?: string;
+  until?: string;
+  /** Page size (default 100, at most 1000). */
   limit?: number;
+  /** The opaque cursor a previous page answered as `next`. */
+  next?: string;
+}
+
+/** One page of leases and, when more exist, the cursor of the next. */
+export interface LeasePage {
+  leases: Lease[];
+  next?: string;
 }
 
 export interface LeaseStore {
@@ -66,7 +86,14 @@ export interface LeaseStore {
   /** pending → failed. */
   fail(leaseId: string, event: LeaseEvent): Promise<void>;
   get(leaseId: string): Promise<Lease | undefined>;
+  /** Up to `query.limit` leases matching `query` (pages through `page`; newest first). */
   list(query: LeaseQuery): Promise<Lease[]>;
+  /**
+   * One page of leases matching `query`, through an index where one fits (principal; live
+   * statuses), and `next` exactly when more exist.
+   * @throws InvalidRequest `bad_cursor` for a cursor this store did not make for this kind of query.
+   */
+  page(query: LeaseQuery): Promise<LeasePage>;
   /**
    * Moves a lease from one of `from` to `to`, setting `fields` and appending `event`.
    * Answers the updated lease, or undefined when the lease was not in one of `from`.

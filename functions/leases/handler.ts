@@ -2,7 +2,7 @@
  * Lease routes: a principal reads its own lease; admins list and inspect leases with their events.
  * Another principal's lease answers 404, not 403: its existence is not revealed.
  */
-import { InvalidRequest, NotFound } from '../core/errors.js';
+import { NotFound } from '../core/errors.js';
 import { LEASE_ID } from '../core/lease.js';
 import type { LeaseStatus } from '../core/ports.js';
 import { authenticate } from '../shared/authenticate.js';
@@ -15,6 +15,31 @@ import { parseRequest } from '../shared/request.js';
 import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
 
 const STATUSES: LeaseStatus[] = ['pending', 'active', 'revoked', 'expired', 'failed'];
+
+/** An ISO-8601 time, normalized to the form leases and events store (`toISOString`). */
+export const isoTime = z
+  .string()
+  .max(64)
+  .refine((v) => !Number.isNaN(Date.parse(v)), 'not an ISO-8601 time')
+  .transform((v) => new Date(Date.parse(v)).toISOString());
+
+/** A page size in a query string: 1 to 1000, default 100. */
+export const limitParam = z.coerce.number().int().min(1).max(1000).default(100);
+
+/** `GET /v1/admin/leases` query: unknown parameters are refused, so a typo never widens a listing. */
+export const leaseListSchema = z
+  .object({
+    principal: z.string().min(1).max(512).optional(),
+    grant: z.string().min(1).max(128).optional(),
+    issuer: z.string().min(1).max(128).optional(),
+    task: z.string().min(1).max(256).optional(),
+    status: z.enum(STATUSES as [LeaseStatus, ...LeaseStatus[]]).optional(),
+    since: isoTime.optional(),
+    until: isoTime.optional(),
+    limit: limitParam,
+    next: z.string().min(1).max(2048).optional(),
+  })
+  .strict();
 
 export function leaseIdParam(event: HttpEvent): string {
   const id = event.pathParameters?.id ?? '';
@@ -87,13 +112,9 @@ export const routes: Record<string, RouteHandler> = {
   },
   async 'GET /v1/admin/leases'(rt, event, record) {
     record.admin = adminIdentity(event);
-    const q = event.queryStringParameters ?? {};
-    const status = q.status as LeaseStatus | undefined;
-    if (status !== undefined && !STATUSES.includes(status)) throw new InvalidRequest('bad_status', { status }, 'Invalid field: status.');
-    const limit = q.limit === undefined ? 100 : Number(q.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidRequest('bad_limit', undefined, 'Invalid field: limit.');
-    const leases = await rt.leases.list({ principal: q.principal, grant: q.grant, issuer: q.issuer, status, limit });
-    return json(200, { leases });
+    const q = parseRequest(leaseListSchema, event.queryStringParameters ?? {});
+    const page = await rt.leases.page(q);
+    return json(200, page.next ? { leases: page.leases, next: page.next } : { leases: page.leases });
   },
   async 'GET /v1/admin/leases/{id}'(rt, event, record) {
     record.admin = adminIdentity(event);

@@ -71,8 +71,30 @@ export class MemoryLeaseStore implements LeaseStore {
     const l = this.items.get(id);
     return l && structuredClone(l);
   }
+  /** Calls of `page`, in order (tests: which query bulk revocation asked). */
+  readonly queries: LeaseQuery[] = [];
+  private matching(q: LeaseQuery): Lease[] {
+    return [...this.items.values()]
+      .filter(
+        (l) =>
+          (q.principal === undefined || l.principal === q.principal) &&
+          (q.grant === undefined || l.grant === q.grant) &&
+          (q.issuer === undefined || l.issuer === q.issuer) &&
+          (q.task === undefined || l.context.task === q.task) &&
+          (q.status === undefined || l.status === q.status) &&
+          (!q.live || isLive(l.status)),
+      )
+      .sort((a, b) => b.issuedAt.localeCompare(a.issuedAt) || a.leaseId.localeCompare(b.leaseId));
+  }
   async list(q: LeaseQuery): Promise<Lease[]> {
-    return [...this.items.values()].filter((l) => (!q.principal || l.principal === q.principal) && (!q.status || l.status === q.status));
+    return this.matching(q).slice(0, q.limit ?? 100);
+  }
+  async page(q: LeaseQuery) {
+    this.queries.push(q);
+    const all = this.matching(q);
+    const from = q.next ? all.findIndex((l) => l.leaseId === q.next) + 1 : 0;
+    const leases = all.slice(from, from + (q.limit ?? 100)).map((l) => structuredClone(l));
+    return { leases, next: from + leases.length < all.length ? leases[leases.length - 1].leaseId : undefined };
   }
   async transition(id: string, from: LeaseStatus[], to: LeaseStatus, fields: Partial<Lease>, event: Lease['events'][number]): Promise<Lease | undefined> {
     if (this.failOn.transition?.(id)) throw new Error('injected transition failure');
@@ -85,7 +107,7 @@ export class MemoryLeaseStore implements LeaseStore {
   private dueAt(l: Lease): number {
     return l.status === 'pending' ? Math.floor(Date.parse(l.issuedAt) / 1000) + this.pendingTimeoutSeconds : Math.floor(Date.parse(l.expiresAt) / 1000);
   }
-  private page(filter: (l: Lease) => boolean, cursor: string | undefined, limit: number) {
+  private livePage(filter: (l: Lease) => boolean, cursor: string | undefined, limit: number) {
     const all = [...this.items.values()].filter((l) => isLive(l.status) && filter(l)).sort((a, b) => a.leaseId.localeCompare(b.leaseId));
     const after = cursor ? all.filter((l) => l.leaseId > cursor) : all;
     const leases = after.slice(0, limit).map((l) => structuredClone(l));
@@ -93,10 +115,10 @@ export class MemoryLeaseStore implements LeaseStore {
   }
   async listDue(dueBy: number, cursor?: string, limit = 100) {
     if (this.failOn.listDueCall !== undefined && ++this.listDueCalls === this.failOn.listDueCall) throw new Error('injected page failure');
-    return this.page((l) => this.dueAt(l) <= dueBy, cursor, limit);
+    return this.livePage((l) => this.dueAt(l) <= dueBy, cursor, limit);
   }
   async listLive(cursor?: string, limit = 100) {
-    return this.page(() => true, cursor, limit);
+    return this.livePage(() => true, cursor, limit);
   }
 }
 
