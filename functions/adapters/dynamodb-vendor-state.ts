@@ -2,7 +2,8 @@
  * Vendor rotation state in the lease table: one item per vendor, `pk` = `vendor#<name>`, the
  * state as a map, and a lock (`lockOwner`, `lockExpiresAt` epoch ms) taken with a conditional
  * write that only an expired lock or its owner passes, so two rotations of one vendor never run
- * at once and a crashed run blocks no one past its expiry.
+ * at once and a crashed run blocks no one past its expiry. A save passes only while its owner's
+ * lock is unexpired, so a run that outlived its lock cannot overwrite the run that took it over.
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -47,16 +48,16 @@ export class DynamoVendorStateStore implements VendorStateStore {
     }
   }
 
-  async save(state: VendorState, owner: string): Promise<void> {
+  async save(state: VendorState, owner: string, nowMs: number): Promise<void> {
     try {
       await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: vendorPk(state.vendor) },
           UpdateExpression: 'SET #state = :s',
-          ConditionExpression: 'lockOwner = :o',
+          ConditionExpression: 'lockOwner = :o AND lockExpiresAt > :now',
           ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':s': JSON.parse(JSON.stringify(state)) as VendorState, ':o': owner },
+          ExpressionAttributeValues: { ':s': JSON.parse(JSON.stringify(state)) as VendorState, ':o': owner, ':now': nowMs },
         }),
       );
     } catch (e) {

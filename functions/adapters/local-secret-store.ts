@@ -6,10 +6,12 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { AWSCURRENT, AWSPREVIOUS, type SecretStore, type SecretVersionValue } from '../core/vendor-ports.js';
+import { SecretStoreError } from '../core/errors.js';
+import { AWSCURRENT, AWSPENDING, AWSPREVIOUS, type SecretStore, type SecretVersionValue } from '../core/vendor-ports.js';
 
 interface StoredVersion {
-  value: string;
+  /** Absent on the empty version `RotateSecret` creates before it invokes `createSecret`. */
+  value?: string;
   stages: string[];
   /** Epoch ms, for pruning deprecated versions. */
   createdAt: number;
@@ -19,14 +21,6 @@ type Secrets = Record<string, { versions: Record<string, StoredVersion> }>;
 
 /** Deprecated versions (no label) kept per secret, newest first; Secrets Manager also prunes them. */
 const KEEP_DEPRECATED = 10;
-
-/** A Secrets Manager error by name (`ResourceExistsException`, `InvalidParameterException`, …). */
-export class SecretStoreError extends Error {
-  constructor(name: string, message: string) {
-    super(message);
-    this.name = name;
-  }
-}
 
 /** Secrets Manager's label rules over plain data: shared by the local store and the tests' fake Secrets Manager. */
 export class SecretVersionsModel {
@@ -38,7 +32,7 @@ export class SecretVersionsModel {
   private secret(id: string, create = false) {
     let s = this.secrets[id];
     if (!s && create) s = this.secrets[id] = { versions: {} };
-    if (!s) throw new SecretStoreError('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+    if (!s) throw new SecretStoreError('ResourceNotFoundException', { message: "Secrets Manager can't find the specified secret." });
     return s;
   }
 
@@ -60,14 +54,18 @@ export class SecretVersionsModel {
     const s = this.secret(id);
     const stage = by.stage ?? (by.versionId ? undefined : AWSCURRENT);
     const entry = Object.entries(s.versions).find(([vid, v]) => (!by.versionId || vid === by.versionId) && (!stage || v.stages.includes(stage)));
-    return entry && { versionId: entry[0], value: entry[1].value, stages: [...entry[1].stages] };
+    // An empty version has no value to get (GetSecretValue answers ResourceNotFoundException).
+    return entry && entry[1].value !== undefined ? { versionId: entry[0], value: entry[1].value, stages: [...entry[1].stages] } : undefined;
   }
 
   put(id: string, versionId: string, value: string, stages: string[] | undefined, createIfMissing = false): void {
     const s = this.secret(id, createIfMissing);
     const existing = s.versions[versionId];
-    if (existing) {
-      if (existing.value !== value) throw new SecretStoreError('ResourceExistsException', 'A version with this ClientRequestToken already exists with different data.');
+    // AWS (PutSecretValue, ClientRequestToken): the same token and the same data is ignored; the
+    // same token and other data is ResourceExistsException, "you cannot modify an existing
+    // version". The empty version RotateSecret created is filled (that is what createSecret does).
+    if (existing && existing.value !== undefined) {
+      if (existing.value !== value) throw new SecretStoreError('ResourceExistsException', { message: 'A version with this ClientRequestToken already exists with different data.' });
       return;
     }
     const labels = stages ?? [AWSCURRENT];
@@ -80,15 +78,31 @@ export class SecretVersionsModel {
     this.prune(s);
   }
 
+  /**
+   * What `RotateSecret` does before it invokes the rotation function's `createSecret`: an empty
+   * version `token` labelled AWSPENDING. Refused, as AWS refuses it, while AWSPENDING is on
+   * another version than AWSCURRENT (a rotation is still in progress).
+   */
+  startRotation(id: string, token: string): void {
+    const s = this.secret(id);
+    const pending = Object.entries(s.versions).find(([, v]) => v.stages.includes(AWSPENDING));
+    if (pending && !pending[1].stages.includes(AWSCURRENT)) {
+      throw new SecretStoreError('InvalidRequestException', { message: 'A previous rotation isn’t complete. That rotation will be reattempted.' });
+    }
+    if (pending) pending[1].stages = pending[1].stages.filter((x) => x !== AWSPENDING);
+    s.versions[token] ??= { stages: [], createdAt: this.now() };
+    s.versions[token].stages.push(AWSPENDING);
+  }
+
   updateStage(id: string, stage: string, moveTo: string | undefined, removeFrom: string | undefined): void {
     const s = this.secret(id);
     const holder = Object.entries(s.versions).find(([, v]) => v.stages.includes(stage))?.[0];
-    if (moveTo && !s.versions[moveTo]) throw new SecretStoreError('ResourceNotFoundException', 'The version to move the label to does not exist.');
+    if (moveTo && !s.versions[moveTo]) throw new SecretStoreError('ResourceNotFoundException', { message: 'The version to move the label to does not exist.' });
     if (removeFrom && holder !== removeFrom) {
-      throw new SecretStoreError('InvalidParameterException', `The staging label ${stage} is not attached to version ${removeFrom}.`);
+      throw new SecretStoreError('InvalidParameterException', { message: `The staging label ${stage} is not attached to version ${removeFrom}.` });
     }
     if (holder && holder !== moveTo && holder !== removeFrom) {
-      throw new SecretStoreError('InvalidParameterException', `The staging label ${stage} is attached to version ${holder}; name it in RemoveFromVersionId.`);
+      throw new SecretStoreError('InvalidParameterException', { message: `The staging label ${stage} is attached to version ${holder}; name it in RemoveFromVersionId.` });
     }
     if (!moveTo) {
       if (holder) s.versions[holder].stages = s.versions[holder].stages.filter((x) => x !== stage);
@@ -158,6 +172,12 @@ export class LocalSecretStore implements SecretStore {
 
   async updateStage(secretId: string, stage: string, moveTo: string | undefined, removeFrom: string | undefined): Promise<void> {
     this.model.updateStage(secretId, stage, moveTo, removeFrom);
+    this.persist();
+  }
+
+  /** `RotateSecret`'s first act (see SecretVersionsModel.startRotation); the caller then runs the four steps with `token`. */
+  async startRotation(secretId: string, token: string): Promise<void> {
+    this.model.startRotation(secretId, token);
     this.persist();
   }
 }

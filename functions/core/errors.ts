@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'throttled'
   | 'upstream_unavailable'
+  | 'upstream_refused'
   | 'upstream_timeout'
   | 'internal';
 
@@ -75,6 +76,48 @@ export class UpstreamTimeout extends TvmError {
   }
 }
 
+/**
+ * A vendor said the key does not work (401/403 on a test or a brokered call). 502: the vendor,
+ * not tvm and not the caller, refused.
+ */
+export class KeyRejected extends TvmError {
+  constructor(readonly status: number) {
+    super('upstream_refused', 'A service tvm depends on refused the request.', `key_rejected_${status}`, { status });
+  }
+}
+
+/** A vendor refused a management call (create, test, revoke, list) for a reason other than availability. */
+export class VendorRefused extends TvmError {
+  constructor(
+    readonly operation: string,
+    readonly status: number,
+    /** The vendor's own words, for the log only. */
+    readonly vendorMessage?: string,
+  ) {
+    super('upstream_refused', 'A service tvm depends on refused the request.', `vendor_refused_${operation}_${status}`, { operation, status });
+  }
+}
+
+/** A rotation run no longer holds its vendor's lock (it expired, another run took it): nothing more is written. */
+export class LockLost extends TvmError {
+  constructor(readonly vendor: string) {
+    super('throttled', 'Too many requests; retry later.', 'lock_lost', { vendor });
+  }
+}
+
+/**
+ * The secret store (Secrets Manager, or the embedded store) refused or failed a call; `awsName`
+ * is Secrets Manager's exception name (`ResourceExistsException`, `InvalidParameterException`, …).
+ */
+export class SecretStoreError extends TvmError {
+  constructor(
+    readonly awsName: string,
+    detail?: Record<string, unknown>,
+  ) {
+    super('upstream_unavailable', 'A service tvm depends on is unavailable; retry later.', 'secret_store_error', { awsName, ...detail });
+  }
+}
+
 /** HTTP status for each code: the one map the handlers and the local server use. */
 export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   invalid_request: 400,
@@ -85,6 +128,7 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   payload_too_large: 413,
   throttled: 429,
   internal: 500,
+  upstream_refused: 502,
   upstream_unavailable: 503,
   upstream_timeout: 504,
 };

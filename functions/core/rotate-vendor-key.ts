@@ -10,7 +10,7 @@
  */
 import type { VendorConfig } from './vendor-config.js';
 import { parseDurationSeconds } from './vendor-config.js';
-import { Throttled, TvmError } from './errors.js';
+import { SecretStoreError, Throttled, TvmError } from './errors.js';
 import type { Audit, Clock } from './ports.js';
 import {
   AWSCURRENT,
@@ -98,6 +98,8 @@ function stageOf(versions: Record<string, string[]>, stage: string): string | un
 class Run {
   step = 'start';
   revoked: string[] = [];
+  /** Key ids this run tested (finishSecret moves AWSCURRENT only onto a tested key). */
+  readonly tested = new Set<string>();
   constructor(
     readonly deps: RotateDeps,
     readonly target: RotateTarget,
@@ -122,7 +124,7 @@ class Run {
       this.deps.audit.event(`vendor_${e.type}`, { vendor: this.name, ...e });
     }
     if (this.st.events.length > MAX_EVENTS) this.st.events = this.st.events.slice(-MAX_EVENTS);
-    await this.deps.state.save(this.st, this.deps.owner);
+    await this.deps.state.save(this.st, this.deps.owner, this.deps.clock.now());
   }
 
   async currentKey(): Promise<{ versionId: string; key?: VendorKey } | undefined> {
@@ -130,11 +132,23 @@ class Run {
     return v && { versionId: v.versionId, key: parseVendorKey(v.value) };
   }
 
-  /** createSecret: a new key at the vendor, stored as AWSPENDING under `token`. */
+  /**
+   * createSecret: a new key at the vendor, stored under `token` as AWSPENDING. Idempotent, as
+   * Secrets Manager's contract asks: a version `token` that already holds a key is left alone;
+   * the empty version `RotateSecret` creates before it invokes this step is filled.
+   */
   async create(token: string, meta: { reason?: string; by?: string; revokePrevious?: boolean } = {}): Promise<void> {
     this.step = 'createSecret';
     const versions = await this.deps.secrets.versions(this.id);
-    if (versions[token]) return;
+    if (versions[token]) {
+      const held = await this.deps.secrets.getValue(this.id, { versionId: token });
+      if (parseVendorKey(held?.value)) return;
+      // Any other value cannot be replaced (Secrets Manager refuses new data under a used token).
+      if (held?.value) throw new SecretStoreError('ResourceExistsException', { step: 'createSecret', reason: 'version_holds_other_data' });
+    }
+    // A retry of a createSecret that crashed between the vendor's create and the store: the key
+    // it made (named after the token) is taken back before another is made.
+    if (this.st.inflight?.token === token) await this.revokeByName(this.st.inflight);
     const inflight: InflightRotation = { token, keyName: keyNameFor(this.name, token), startedAt: this.nowIso(), ...meta };
     if (!inflight.revokePrevious) delete inflight.revokePrevious;
     this.st.inflight = inflight;
@@ -151,23 +165,39 @@ class Run {
     await this.save({ type: 'key_created', keyId: key.keyId });
   }
 
+  /** Revokes what the vendor holds under a rotation's key name (none when it cannot list: recorded as unresolved). */
+  async revokeByName(inflight: InflightRotation): Promise<number> {
+    if (!this.deps.keys.list) {
+      if (!this.st.unresolved.some((u) => u.keyName === inflight.keyName)) this.st.unresolved.push(inflight);
+      return 0;
+    }
+    const found = (await this.deps.keys.list(inflight.keyName)).filter((k) => k.name === inflight.keyName);
+    for (const k of found) {
+      await this.deps.keys.revoke(k.keyId);
+      this.revoked.push(k.keyId);
+      await this.save({ type: 'orphan_revoked', keyId: k.keyId });
+    }
+    return found.length;
+  }
+
   /** testSecret: the pending key works at the vendor; a key the vendor rejects is rolled back. */
   async test(token: string): Promise<void> {
     this.step = 'testSecret';
-    const v = await this.deps.secrets.getValue(this.id, { versionId: token });
-    if (!v) throw new Error(`no version ${token} of the key secret`);
-    if (v.stages.includes(AWSCURRENT)) return;
-    const key = parseVendorKey(v.value);
-    if (!key) {
-      await this.deps.secrets.updateStage(this.id, AWSPENDING, undefined, token);
-      throw new Error('the pending version does not hold a vendor key');
-    }
+    const versions = await this.deps.secrets.versions(this.id);
+    if (!versions[token]) throw new SecretStoreError('ResourceNotFoundException', { step: 'testSecret', reason: 'no_such_version' });
+    if (versions[token].includes(AWSCURRENT)) return;
+    const key = parseVendorKey((await this.deps.secrets.getValue(this.id, { versionId: token }))?.value);
+    // No key under the token: createSecret has not run (or failed). The version stays pending, so
+    // a retry of the steps, or the next scheduled run, creates the key under this token.
+    if (!key) throw new SecretStoreError('ResourceNotFoundException', { step: 'testSecret', reason: 'pending_version_empty' });
     try {
       await this.deps.keys.test(key);
     } catch (e) {
       if (e instanceof KeyRejected) await this.rollback(token, key, failureReason(e));
       throw e;
     }
+    if (this.st.inflight?.token === token) this.st.inflight.testedKeyId = key.keyId;
+    this.tested.add(key.keyId);
     await this.save({ type: 'key_tested', keyId: key.keyId });
   }
 
@@ -185,10 +215,19 @@ class Run {
   async finish(token: string): Promise<{ keyId: string; previousKeyId?: string }> {
     this.step = 'finishSecret';
     const versions = await this.deps.secrets.versions(this.id);
-    if (!versions[token]) throw new Error(`no version ${token} of the key secret`);
+    if (!versions[token]) throw new SecretStoreError('ResourceNotFoundException', { step: 'finishSecret', reason: 'no_such_version' });
     const currentVersion = stageOf(versions, AWSCURRENT);
     let previousKeyId: string | undefined;
     if (currentVersion !== token) {
+      // AWSCURRENT moves only onto a version that holds a key, and a key that was tested (by this
+      // run, or by the run that recorded it; else it is tested now).
+      const pending = parseVendorKey((await this.deps.secrets.getValue(this.id, { versionId: token }))?.value);
+      if (!pending) throw new SecretStoreError('ResourceNotFoundException', { step: 'finishSecret', reason: 'pending_version_empty' });
+      const recorded = this.st.inflight?.token === token && this.st.inflight.testedKeyId === pending.keyId;
+      if (!recorded && !this.tested.has(pending.keyId)) {
+        await this.test(token);
+        this.step = 'finishSecret';
+      }
       const current = currentVersion ? parseVendorKey((await this.deps.secrets.getValue(this.id, { versionId: currentVersion }))?.value) : undefined;
       if (current && currentVersion) {
         previousKeyId = current.keyId;
@@ -204,7 +243,7 @@ class Run {
     }
     if (versions[token].includes(AWSPENDING)) await this.deps.secrets.updateStage(this.id, AWSPENDING, undefined, token);
     const now = parseVendorKey((await this.deps.secrets.getValue(this.id, { versionId: token }))?.value);
-    if (!now) throw new Error('the new current version does not hold a vendor key');
+    if (!now) throw new SecretStoreError('ResourceNotFoundException', { step: 'finishSecret', reason: 'current_version_empty' });
     const changed = this.st.currentKeyId !== now.keyId;
     previousKeyId ??= changed ? this.st.currentKeyId : undefined;
     this.st.currentKeyId = now.keyId;
@@ -233,7 +272,11 @@ class Run {
     const pending = stageOf(versions, AWSPENDING);
     if (pending) {
       if (!versions[pending].includes(AWSCURRENT)) {
-        await this.save({ type: 'rotation_resumed', reason: 'pending_key_found' });
+        const held = parseVendorKey((await this.deps.secrets.getValue(this.id, { versionId: pending }))?.value);
+        // An empty pending version: a rotation Secrets Manager started (RotateSecret) whose
+        // createSecret never stored a key. It is finished here under its own token.
+        await this.save({ type: 'rotation_resumed', reason: held ? 'pending_key_found' : 'pending_version_empty' });
+        if (!held) await this.create(pending, { reason: 'resumed', by: 'schedule' });
         await this.test(pending);
       }
       finished = await this.finish(pending);
@@ -265,20 +308,11 @@ class Run {
   /** The vendor may hold the key of a rotation that crashed before storing it: find it by name. */
   async cleanupOrphans(inflight: InflightRotation): Promise<void> {
     this.step = 'cleanup';
-    if (!this.deps.keys.list) {
-      this.st.unresolved.push(inflight);
-      this.st.inflight = undefined;
-      await this.save({ type: 'orphan_check_unavailable', reason: inflight.keyName });
-      return;
-    }
-    const found = (await this.deps.keys.list(inflight.keyName)).filter((k) => k.name === inflight.keyName);
-    for (const k of found) {
-      await this.deps.keys.revoke(k.keyId);
-      this.revoked.push(k.keyId);
-      await this.save({ type: 'orphan_revoked', keyId: k.keyId });
-    }
+    const listable = !!this.deps.keys.list;
+    const found = await this.revokeByName(inflight);
     this.st.inflight = undefined;
-    if (found.length) await this.save();
+    if (!listable) await this.save({ type: 'orphan_check_unavailable', reason: inflight.keyName });
+    else if (found) await this.save();
     else await this.save({ type: 'rotation_abandoned', reason: 'key_not_created' });
   }
 

@@ -66,25 +66,8 @@ export interface VendorKeys {
   keyHeaders(key: string): Record<string, string>;
 }
 
-/** The vendor said the key does not work (401/403 on a test or a brokered call). */
-export class KeyRejected extends Error {
-  constructor(readonly status: number) {
-    super(`the vendor rejected the key (${status})`);
-    this.name = 'KeyRejected';
-  }
-}
-
-/** The vendor refused a management call for a reason other than availability. */
-export class VendorRefused extends Error {
-  constructor(
-    readonly operation: string,
-    readonly status: number,
-    readonly vendorMessage?: string,
-  ) {
-    super(`the vendor refused ${operation} (${status})`);
-    this.name = 'VendorRefused';
-  }
-}
+// The vendor errors are TvmErrors (stable codes and statuses): kept importable from here.
+export { KeyRejected, LockLost, VendorRefused } from './errors.js';
 
 /** A retired key waiting out the overlap: revoked at the vendor once `revokeAfter` has passed. */
 export interface RetiringKey {
@@ -104,6 +87,8 @@ export interface InflightRotation {
   by?: string;
   /** An incident: the key this rotation replaces is revoked without waiting out the overlap. */
   revokePrevious?: boolean;
+  /** The key id testSecret found working (finishSecret moves AWSCURRENT only onto a tested key). */
+  testedKeyId?: string;
 }
 
 export interface VendorEvent {
@@ -144,16 +129,12 @@ export interface VendorStateStore {
    * another owner holds an unexpired lock.
    */
   acquire(vendor: string, owner: string, nowMs: number, expiresAtMs: number): Promise<boolean>;
-  /** Writes the state; fails with `LockLost` unless `owner` still holds the lock. */
-  save(state: VendorState, owner: string): Promise<void>;
+  /**
+   * Writes the state; fails with `LockLost` unless `owner` still holds the lock and it has not
+   * expired at `nowMs` (epoch ms): a run that outlived its lock writes nothing.
+   */
+  save(state: VendorState, owner: string, nowMs: number): Promise<void>;
   release(vendor: string, owner: string): Promise<void>;
-}
-
-export class LockLost extends Error {
-  constructor(readonly vendor: string) {
-    super(`the rotation lock of ${vendor} is no longer held`);
-    this.name = 'LockLost';
-  }
 }
 
 export interface VendorRequest {

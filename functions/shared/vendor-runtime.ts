@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { AwsCredentialIdentity } from '@smithy/types';
 import { KeyCache } from '../core/broker-request.js';
 import type { RotateDeps, RotateTarget } from '../core/rotate-vendor-key.js';
 import type { VendorConfig } from '../core/vendor-config.js';
@@ -56,6 +57,24 @@ export interface VendorRuntime {
   vendorBySecret(secretId: string): VendorConfig | undefined;
 }
 
+/**
+ * Secrets Manager, bounded: a call that hangs fails (UpstreamTimeout) after 3 s, twice at most,
+ * so the broker's key read, and a rotation step, end well inside API Gateway's 29 s. The SDK
+ * enforces `requestTimeout` only with `throwOnRequestTimeout`.
+ */
+export const SECRETS_MANAGER_TIMEOUTS = { connectionTimeout: 1_000, requestTimeout: 3_000, maxAttempts: 2 } as const;
+
+export function secretsManagerClient(opts: { region: string; credentials?: AwsCredentialIdentity; endpoint?: string }): SecretsManagerClient {
+  const { connectionTimeout, requestTimeout, maxAttempts } = SECRETS_MANAGER_TIMEOUTS;
+  return new SecretsManagerClient({
+    region: opts.region,
+    credentials: opts.credentials,
+    endpoint: opts.endpoint,
+    maxAttempts,
+    requestHandler: { connectionTimeout, requestTimeout, throwOnRequestTimeout: true },
+  });
+}
+
 /** Parses `$TVM_VENDOR_SECRETS`: `{"<vendor>": {"key": "<arn>", "management": "<arn>"}}`. */
 export function parseVendorSecrets(text: string | undefined): Record<string, VendorSecretIds> {
   if (!text) return {};
@@ -83,9 +102,7 @@ export function createVendorRuntime(rt: Runtime, settings: VendorRuntimeSettings
   const secretIds = settings.secretIds ?? parseVendorSecrets(process.env[ENV.vendorSecrets]);
   const secrets =
     settings.secrets ??
-    new SecretsManagerStore(
-      new SecretsManagerClient({ region: rt.region, credentials: rt.settings.credentials, endpoint: settings.secretsManagerEndpoint, maxAttempts: 3 }),
-    );
+    new SecretsManagerStore(secretsManagerClient({ region: rt.region, credentials: rt.settings.credentials, endpoint: settings.secretsManagerEndpoint }));
   const state = settings.state ?? new DynamoVendorStateStore(rt.ddb, rt.table);
   const http = settings.http ?? fetchVendorHttp();
   const keyCache = new KeyCache(secrets, (name) => secretIds[name]?.key, rt.clock, settings.keyCacheTtlMs ?? 30_000);

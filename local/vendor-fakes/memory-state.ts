@@ -19,9 +19,9 @@ export class MemoryVendorStateStore implements VendorStateStore {
     return true;
   }
 
-  async save(state: VendorState, owner: string): Promise<void> {
+  async save(state: VendorState, owner: string, nowMs: number): Promise<void> {
     const item = this.items.get(state.vendor);
-    if (!item || item.lockOwner !== owner) throw new LockLost(state.vendor);
+    if (!item || item.lockOwner !== owner || (item.lockExpiresAt ?? 0) <= nowMs) throw new LockLost(state.vendor);
     item.state = structuredClone(state);
   }
 

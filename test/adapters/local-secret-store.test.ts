@@ -14,9 +14,9 @@ describe('LocalSecretStore', () => {
     await s.putValue('k', 'v2', 'two', [AWSPENDING]);
     expect(await s.versions('k')).toEqual({ v1: [AWSCURRENT], v2: [AWSPENDING] });
     await s.putValue('k', 'v2', 'two', [AWSPENDING]); // idempotent
-    await expect(s.putValue('k', 'v2', 'changed', [AWSPENDING])).rejects.toMatchObject({ name: 'ResourceExistsException' });
+    await expect(s.putValue('k', 'v2', 'changed', [AWSPENDING])).rejects.toMatchObject({ awsName: 'ResourceExistsException' });
     // AWSCURRENT cannot be moved without naming the version it leaves.
-    await expect(s.updateStage('k', AWSCURRENT, 'v2', undefined)).rejects.toMatchObject({ name: 'InvalidParameterException' });
+    await expect(s.updateStage('k', AWSCURRENT, 'v2', undefined)).rejects.toMatchObject({ awsName: 'InvalidParameterException' });
     await s.updateStage('k', AWSCURRENT, 'v2', 'v1');
     expect(await s.versions('k')).toEqual({ v1: [AWSPREVIOUS], v2: [AWSPENDING, AWSCURRENT] });
     await s.updateStage('k', AWSPENDING, undefined, 'v2');
@@ -28,5 +28,52 @@ describe('LocalSecretStore', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(await again.versions('missing')).toEqual({});
     expect(await again.getValue('missing', { stage: AWSCURRENT })).toBeUndefined();
+  });
+
+  // Where moto is lenient and AWS strict, tvm's own model follows AWS's documentation.
+  it('AWS PutSecretValue: the same ClientRequestToken with other data is refused, not overwritten (moto overwrites)', async () => {
+    // https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html —
+    // "If a version with this value already exists and that version's SecretString and
+    // SecretBinary values are different from those in the request, then the request fails
+    // because you can't modify a secret version."
+    const s = new LocalSecretStore();
+    await s.putValue('k', 'v1', 'one', [AWSCURRENT]);
+    await expect(s.putValue('k', 'v1', 'other', [AWSCURRENT])).rejects.toMatchObject({ awsName: 'ResourceExistsException' });
+    expect((await s.getValue('k', { versionId: 'v1' }))!.value).toBe('one');
+  });
+
+  it('AWS staging labels: a label (custom ones too) is on at most one version (moto can leave a moved custom label on two)', async () => {
+    // https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_UpdateSecretVersionStage.html —
+    // "Each staging label can be attached to only one version at a time", and RemoveFromVersionId:
+    // "If the label is attached and you either do not specify this parameter, or the version ID
+    // does not match, then the operation fails."
+    const s = new LocalSecretStore();
+    await s.putValue('k', 'v1', 'one', [AWSCURRENT, 'MINE']);
+    await s.putValue('k', 'v2', 'two', ['MINE']);
+    expect(await s.versions('k')).toEqual({ v1: [AWSCURRENT], v2: ['MINE'] });
+    await expect(s.updateStage('k', 'MINE', 'v1', undefined)).rejects.toMatchObject({ awsName: 'InvalidParameterException' });
+    await s.updateStage('k', 'MINE', 'v1', 'v2');
+    expect(await s.versions('k')).toEqual({ v1: [AWSCURRENT, 'MINE'], v2: [] });
+  });
+
+  it('RotateSecret first: an empty AWSPENDING version (no value to get) that PutSecretValue with its token fills; refused while one is in progress', async () => {
+    // https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html —
+    // "When rotation is unsuccessful, the AWSPENDING staging label might be attached to an empty
+    // secret version" and "If the AWSPENDING staging label is present but not attached to the same
+    // version as AWSCURRENT, then any later invocation of RotateSecret assumes that a previous
+    // rotation request is still in progress and returns an error."
+    const s = new LocalSecretStore();
+    await s.putValue('k', 'v1', 'one', [AWSCURRENT]);
+    await s.startRotation('k', 't1');
+    expect(await s.versions('k')).toEqual({ v1: [AWSCURRENT], t1: [AWSPENDING] });
+    expect(await s.getValue('k', { versionId: 't1' })).toBeUndefined();
+    expect(await s.getValue('k', { stage: AWSPENDING })).toBeUndefined();
+    await expect(s.startRotation('k', 't2')).rejects.toMatchObject({ awsName: 'InvalidRequestException' });
+    await s.putValue('k', 't1', 'two', [AWSPENDING]);
+    expect((await s.getValue('k', { versionId: 't1' }))!.value).toBe('two');
+    await s.updateStage('k', AWSCURRENT, 't1', 'v1');
+    await s.updateStage('k', AWSPENDING, undefined, 't1');
+    await s.startRotation('k', 't2');
+    expect((await s.versions('k')).t2).toEqual([AWSPENDING]);
   });
 });

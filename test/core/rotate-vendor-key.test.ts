@@ -182,6 +182,68 @@ describe('rotation: happy path', () => {
   });
 });
 
+describe('rotation: driven by Secrets Manager (RotateSecret first creates an empty AWSPENDING version)', () => {
+  let w: World;
+  beforeEach(async () => {
+    w = await world();
+  });
+
+  it('the four steps fill the empty version with a new key, test it and make it current', async () => {
+    const first = await current(w);
+    const token = randomUUID();
+    await w.secrets.startRotation(KEY_ID, token);
+    for (const step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const) await runRotationStep(w.deps(), w.target, step, token);
+    const now = await current(w);
+    expect((await w.secrets.getValue(KEY_ID, { stage: AWSCURRENT }))!.versionId).toBe(token);
+    expect(now.keyId).not.toBe(first.keyId);
+    expect(fake.isLive(now.key)).toBe(true);
+    await expectConsistent(w);
+    // Retried steps change nothing (Secrets Manager retries with the same token).
+    for (const step of ['createSecret', 'testSecret', 'finishSecret'] as const) await runRotationStep(w.deps(), w.target, step, token);
+    expect((await current(w)).keyId).toBe(now.keyId);
+    expect(fake.liveKeys()).toHaveLength(2);
+  });
+
+  it('finishSecret never moves AWSCURRENT onto the empty version', async () => {
+    const first = await current(w);
+    const token = randomUUID();
+    await w.secrets.startRotation(KEY_ID, token);
+    await expect(runRotationStep(w.deps(), w.target, 'finishSecret', token)).rejects.toMatchObject({ awsName: 'ResourceNotFoundException' });
+    expect((await current(w)).keyId).toBe(first.keyId);
+    expect((await w.secrets.versions(KEY_ID))[token]).toEqual([AWSPENDING]);
+  });
+
+  it('finishSecret tests a key nobody recorded as tested before it becomes current', async () => {
+    const first = await current(w);
+    const token = randomUUID();
+    await w.secrets.startRotation(KEY_ID, token);
+    await runRotationStep(w.deps(), w.target, 'createSecret', token);
+    fake.fail('test', 403);
+    await expect(runRotationStep(w.deps(), w.target, 'finishSecret', token)).rejects.toMatchObject({ name: 'KeyRejected', code: 'upstream_refused' });
+    expect((await current(w)).keyId).toBe(first.keyId);
+  });
+
+  it('a jam (RotateSecret ran, its steps never did): the admin rotation and the schedule finish it under its token', async () => {
+    const first = await current(w);
+    const token = randomUUID();
+    await w.secrets.startRotation(KEY_ID, token);
+    const out = await rotateVendorKey(w.deps(), w.target, { reason: 'after a jam', by: 'admin' });
+    expect(out).toMatchObject({ outcome: 'resumed', previousKeyId: first.keyId });
+    expect((await w.secrets.getValue(KEY_ID, { stage: AWSCURRENT }))!.versionId).toBe(token);
+    await expectConsistent(w);
+    // Secrets Manager's own later steps for that token find it done.
+    for (const step of ['createSecret', 'testSecret', 'finishSecret'] as const) await runRotationStep(w.deps(), w.target, step, token);
+    await expectConsistent(w);
+    expect(fake.liveKeys()).toHaveLength(2);
+
+    const again = randomUUID();
+    await w.secrets.startRotation(KEY_ID, again);
+    expect((await rotateIfDue(w.deps(), w.target)).outcome).toBe('resumed');
+    expect((await w.secrets.getValue(KEY_ID, { stage: AWSCURRENT }))!.versionId).toBe(again);
+    await expectConsistent(w, false);
+  });
+});
+
 /** Wraps a port: records each mutating call; after call number `crashAt` resolves, hangs forever (a crash: nothing after it runs). */
 function crashing<T extends object>(obj: T, label: string, trace: string[], crashAt: number, crashed: () => void): T {
   const MUTATING = new Set(['putValue', 'updateStage', 'create', 'test', 'revoke', 'save']);

@@ -180,7 +180,7 @@ describe('errorResult', () => {
 
   it('every error code has a status', () => {
     expect(Object.keys(STATUS_BY_CODE).sort()).toEqual(
-      ['access_denied', 'internal', 'invalid_request', 'invalid_token', 'not_found', 'payload_too_large', 'throttled', 'token_replayed', 'upstream_timeout', 'upstream_unavailable'],
+      ['access_denied', 'internal', 'invalid_request', 'invalid_token', 'not_found', 'payload_too_large', 'throttled', 'token_replayed', 'upstream_refused', 'upstream_timeout', 'upstream_unavailable'],
     );
   });
 
