@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { InvalidRequest } from '../core/errors.js';
-import { isLive } from '../core/lease.js';
+import { canTransition, dueAt, isLive, sourcesOf } from '../core/lease.js';
 import type { Lease, LeaseEvent, LeasePage, LeaseQuery, LeaseStatus, LeaseStore } from '../core/ports.js';
 
 export const DUE_INDEX = 'due';
@@ -53,10 +53,6 @@ function toLease(item: Record<string, unknown>): Lease {
   return lease;
 }
 
-function epoch(iso: string): number {
-  return Math.floor(Date.parse(iso) / 1000);
-}
-
 export interface DynamoLeaseStoreOptions {
   /** Seconds a lease may stay pending before the sweep settles it. */
   pendingTimeoutSeconds: number;
@@ -70,24 +66,30 @@ export class DynamoLeaseStore implements LeaseStore {
   ) {}
 
   async createPending(lease: Lease): Promise<void> {
+    if (lease.status !== 'pending') throw new Error(`createPending: a new lease is pending, not ${lease.status}`);
     const item: Item = {
       ...lease,
       pk: lease.leaseId,
       dueShard: dueShardOf(lease.leaseId),
-      dueAt: epoch(lease.issuedAt) + this.options.pendingTimeoutSeconds,
+      dueAt: dueAt(lease, this.options.pendingTimeoutSeconds),
     };
     await this.ddb.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
   }
 
   async activate(leaseId: string, accessKeyId: string, expiresAt: string, event: LeaseEvent): Promise<Lease> {
+    const from = sourcesOf('active');
+    const values: Record<string, unknown> = { ':active': 'active', ':k': accessKeyId, ':e': expiresAt, ':ev': [event] };
+    from.forEach((s, i) => (values[`:f${i}`] = s));
+    // an active lease is due when its session expires (its issue time plays no part)
+    values[':d'] = dueAt({ status: 'active', issuedAt: '', expiresAt }, this.options.pendingTimeoutSeconds);
     const out = await this.ddb.send(
       new UpdateCommand({
         TableName: this.table,
         Key: { pk: leaseId },
-        ConditionExpression: '#s = :pending',
+        ConditionExpression: `#s IN (${from.map((_, i) => `:f${i}`).join(', ')})`,
         UpdateExpression: 'SET #s = :active, accessKeyId = :k, expiresAt = :e, dueAt = :d, events = list_append(events, :ev)',
         ExpressionAttributeNames: { '#s': 'status' },
-        ExpressionAttributeValues: { ':pending': 'pending', ':active': 'active', ':k': accessKeyId, ':e': expiresAt, ':d': epoch(expiresAt), ':ev': [event] },
+        ExpressionAttributeValues: values,
         ReturnValues: 'ALL_NEW',
       }),
     );
@@ -95,7 +97,7 @@ export class DynamoLeaseStore implements LeaseStore {
   }
 
   async fail(leaseId: string, event: LeaseEvent): Promise<void> {
-    await this.transition(leaseId, ['pending'], 'failed', {}, event);
+    await this.transition(leaseId, sourcesOf('failed'), 'failed', {}, event);
   }
 
   async get(leaseId: string): Promise<Lease | undefined> {
@@ -110,6 +112,11 @@ export class DynamoLeaseStore implements LeaseStore {
     fields: Partial<Pick<Lease, 'revokedAt' | 'revokeReason' | 'revokedBy'>>,
     event: LeaseEvent,
   ): Promise<Lease | undefined> {
+    // The state machine in core/lease.ts decides what may be written; a move it does not allow is
+    // a bug in the caller and is refused before anything is sent. Only `activate` enters a live
+    // state (it sets the new due time).
+    const illegal = from.filter((f) => !canTransition(f, to));
+    if (!from.length || illegal.length || isLive(to)) throw new Error(`illegal lease transition: ${from.join('|') || '(none)'} → ${to}`);
     const names: Record<string, string> = { '#s': 'status' };
     const values: Record<string, unknown> = { ':to': to, ':ev': [event] };
     const sets = ['#s = :to', 'events = list_append(events, :ev)'];
@@ -120,14 +127,14 @@ export class DynamoLeaseStore implements LeaseStore {
       values[`:${k}`] = v;
       sets.push(`#${k} = :${k}`);
     }
-    const remove = isLive(to) ? '' : ' REMOVE dueShard, dueAt';
     try {
       const out = await this.ddb.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: leaseId },
           ConditionExpression: `attribute_exists(pk) AND #s IN (${from.map((_, i) => `:f${i}`).join(', ')})`,
-          UpdateExpression: `SET ${sets.join(', ')}${remove}`,
+          // a lease leaving the live states leaves the due index (core/lease.ts: dueAt is undefined)
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE dueShard, dueAt`,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',

@@ -4,6 +4,7 @@
  * never a lease marked revoked whose credentials still work.
  */
 import { AccessDenied, NotFound } from './errors.js';
+import { epochSeconds, isLive, transition } from './lease.js';
 import type { Audit, Clock, Counter, DenyEntry, Lease, LeaseStore, PolicyEngine, RequestContext, RoleRevoker } from './ports.js';
 import { cedarContext } from './vend-credentials.js';
 import type { VerifiedToken } from './verify-token.js';
@@ -28,9 +29,8 @@ export interface RevokeOutcome {
   changed: boolean;
 }
 
-export function epochOf(iso: string): number {
-  return Math.floor(Date.parse(iso) / 1000);
-}
+/** Epoch seconds of an ISO-8601 time (core/lease.ts). */
+export const epochOf = epochSeconds;
 
 /** The deny entry for a lease's session: until the session expires; `issued` once STS answered. */
 export function sessionDenyFor(lease: Lease): DenyEntry {
@@ -57,9 +57,9 @@ export async function recordRevocation(
 ): Promise<RevokeOutcome> {
   let current: Lease | undefined = lease;
   for (let i = 0; i < 3 && current; i++) {
-    if (current.status !== 'active' && current.status !== 'pending') return { lease: current, changed: false };
+    const to = transition(current.status, 'revoke');
+    if (!to) return { lease: current, changed: false };
     const at = new Date(deps.clock.now()).toISOString();
-    const to = current.status === 'active' ? 'revoked' : 'failed';
     const moved = await deps.leases.transition(
       current.leaseId,
       [current.status],
@@ -92,7 +92,7 @@ export async function recordRevocation(
  * @example const { lease } = await revokeLease(deps, lease, { by: 'admin', reason: 'compromised' });
  */
 export async function revokeLease(deps: RevokeDeps, lease: Lease, actor: RevokeActor): Promise<RevokeOutcome> {
-  if (lease.status !== 'active' && lease.status !== 'pending') return { lease, changed: false };
+  if (!isLive(lease.status)) return { lease, changed: false };
   const out = await deps.revoker.deny(lease.roleArn, [sessionDenyFor(lease)]);
   if (out.fallback) noteFallback(deps, lease.roleArn, out.fallbackIssuedBefore, { leaseId: lease.leaseId, by: actor.by });
   return recordRevocation(deps, lease, actor, out.fallback ? { fallback: true } : {});

@@ -7,6 +7,7 @@
  */
 import { forEachLimited } from './revoke-bulk.js';
 import { noteFallback, recordRevocation, type RevokeDeps, sessionDenyFor } from './revoke-lease.js';
+import { isExpired, transition } from './lease.js';
 import type { Lease } from './ports.js';
 
 export interface SweepOptions {
@@ -78,12 +79,13 @@ export async function sweepLeases(deps: SweepDeps, options: SweepOptions = {}): 
       report.pages++;
       cursor = page.cursor;
       const pending = page.leases.filter((l) => l.status === 'pending');
-      const active = page.leases.filter((l) => l.status === 'active' && Math.floor(Date.parse(l.expiresAt) / 1000) <= nowEpoch);
+      // The index is the store's view of due-ness; core/lease.ts judges each lease again.
+      const active = page.leases.filter((l) => isExpired(l, nowEpoch));
       await settle(deps, pending, report, failed, concurrency);
       await forEachLimited(active, concurrency, async (lease) => {
         try {
           const at = new Date(deps.clock.now()).toISOString();
-          const moved = await deps.leases.transition(lease.leaseId, ['active'], 'expired', {}, { at, type: 'expired', by: 'tvm:sweep' });
+          const moved = await deps.leases.transition(lease.leaseId, [lease.status], transition(lease.status, 'expire')!, {}, { at, type: 'expired', by: 'tvm:sweep' });
           if (!moved) return; // revoked or expired meanwhile
           report.expired++;
           deps.audit.event('lease_expired', { leaseId: lease.leaseId, principal: lease.principal, grant: lease.grant, expiresAt: lease.expiresAt });

@@ -131,12 +131,27 @@ describe('state changes', () => {
     await s.createPending(l);
     await s.activate(l.leaseId, 'ASIA1', l.expiresAt, { at: iso(T0_S), type: 'issued' });
     const event = { at: iso(T0_S + 60), type: 'revoked', by: 'admin', reason: 'incident' };
-    const revoked = await s.transition(l.leaseId, ['pending', 'active'], 'revoked', { revokedAt: iso(T0_S + 60), revokeReason: 'incident', revokedBy: 'admin', }, event);
+    const revoked = await s.transition(l.leaseId, ['active'], 'revoked', { revokedAt: iso(T0_S + 60), revokeReason: 'incident', revokedBy: 'admin', }, event);
     expect(revoked).toMatchObject({ status: 'revoked', revokedAt: iso(T0_S + 60), revokeReason: 'incident', revokedBy: 'admin', accessKeyId: 'ASIA1' });
     expect(revoked!.events.at(-1)).toEqual(event);
     // A second revocation finds it no longer live: nothing changes, no second event.
-    expect(await s.transition(l.leaseId, ['pending', 'active'], 'revoked', { revokedAt: iso(T0_S + 120) }, event)).toBeUndefined();
+    expect(await s.transition(l.leaseId, ['active'], 'revoked', { revokedAt: iso(T0_S + 120) }, event)).toBeUndefined();
     expect(await s.get(l.leaseId)).toEqual(revoked);
+  });
+
+  it.each([
+    [['pending'], 'revoked'],
+    [['pending', 'active'], 'revoked'],
+    [['active'], 'failed'],
+    [['revoked'], 'expired'],
+    [['pending'], 'active'],
+    [[], 'failed'],
+  ] as [LeaseStatus[], LeaseStatus][])('refuses a move core/lease.ts does not allow (%j → %s) and writes nothing', async (from, to) => {
+    const l = lease(leaseId(`illegal-${from.join('-')}-${to}`));
+    await s.createPending(l);
+    const before = await s.get(l.leaseId);
+    await expect(s.transition(l.leaseId, from, to, {}, { at: iso(T0_S), type: to })).rejects.toThrow(/illegal lease transition/);
+    expect(await s.get(l.leaseId)).toEqual(before);
   });
 
   it('transition answers undefined for an unknown lease and does not create one', async () => {

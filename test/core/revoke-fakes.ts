@@ -2,7 +2,7 @@
  * Small in-memory fakes of the ports the revocation and sweep use cases need.
  */
 import { addDenyEntries, type DenyState, emptyDenyState, INLINE_POLICY_BUDGET, isEmptyDenyState, nextPruneAt, pruneDenyState } from '../../functions/core/deny-policy.js';
-import { isLive } from '../../functions/core/lease.js';
+import { canTransition, dueAt, isLive } from '../../functions/core/lease.js';
 import type { Audit, Clock, DenyEntry, DenyOutcome, Lease, LeaseQuery, LeaseStatus, LeaseStore, PruneOutcome, RoleRevoker } from '../../functions/core/ports.js';
 
 export const T0 = Date.parse('2030-01-01T00:00:00Z');
@@ -98,14 +98,13 @@ export class MemoryLeaseStore implements LeaseStore {
   }
   async transition(id: string, from: LeaseStatus[], to: LeaseStatus, fields: Partial<Lease>, event: Lease['events'][number]): Promise<Lease | undefined> {
     if (this.failOn.transition?.(id)) throw new Error('injected transition failure');
+    // the same refusal as the real store: only moves core/lease.ts allows
+    if (!from.length || from.some((f) => !canTransition(f, to)) || isLive(to)) throw new Error(`illegal lease transition: ${from.join('|')} → ${to}`);
     const l = this.items.get(id);
     if (!l || !from.includes(l.status)) return undefined;
     Object.assign(l, fields, { status: to });
     l.events.push(event);
     return structuredClone(l);
-  }
-  private dueAt(l: Lease): number {
-    return l.status === 'pending' ? Math.floor(Date.parse(l.issuedAt) / 1000) + this.pendingTimeoutSeconds : Math.floor(Date.parse(l.expiresAt) / 1000);
   }
   private livePage(filter: (l: Lease) => boolean, cursor: string | undefined, limit: number) {
     const all = [...this.items.values()].filter((l) => isLive(l.status) && filter(l)).sort((a, b) => a.leaseId.localeCompare(b.leaseId));
@@ -115,7 +114,7 @@ export class MemoryLeaseStore implements LeaseStore {
   }
   async listDue(dueBy: number, cursor?: string, limit = 100) {
     if (this.failOn.listDueCall !== undefined && ++this.listDueCalls === this.failOn.listDueCall) throw new Error('injected page failure');
-    return this.livePage((l) => this.dueAt(l) <= dueBy, cursor, limit);
+    return this.livePage((l) => dueAt(l, this.pendingTimeoutSeconds)! <= dueBy, cursor, limit);
   }
   async listLive(cursor?: string, limit = 100) {
     return this.livePage(() => true, cursor, limit);

@@ -5,7 +5,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { GrantConfig } from '../../functions/core/config.js';
 import { AccessDenied, Throttled, TvmError } from '../../functions/core/errors.js';
-import { canTransition, isLive, LEASE_ID, sessionNameFor, sourceIdentityFor } from '../../functions/core/lease.js';
 import type {
   AssumeRoleInput,
   AuthzRequest,
@@ -337,54 +336,5 @@ describe('cedarContext', () => {
     const out = cedarContext(context, extra);
     expect(out).toEqual(want);
     for (const [k, v] of Object.entries(out)) expect(v, k).not.toBeUndefined();
-  });
-});
-
-describe('lease model', () => {
-  it.each([
-    ['dev', 'agent-1', 'dev.agent-1'],
-    ['github', 'repo:acme/app:ref:refs/heads/main', /^github\.[0-9a-f]{40}$/],
-    ['dev', 'a'.repeat(70), /^dev\.[0-9a-f]{40}$/],
-    ['dev', 'a|b', /^dev\.[0-9a-f]{40}$/],
-  ])('sourceIdentityFor(%s, %s) fits AWS SourceIdentity', (issuer, sub, want) => {
-    const got = sourceIdentityFor(issuer, sub);
-    if (typeof want === 'string') expect(got).toBe(want);
-    else expect(got).toMatch(want);
-    expect(got).toMatch(/^[\w+=,.@-]{2,64}$/);
-    expect(sourceIdentityFor(issuer, sub)).toBe(got);
-  });
-
-  it('a long issuer name still fits', () => {
-    expect(sourceIdentityFor('i'.repeat(60), 'x/y')).toMatch(/^i{20}\.[0-9a-f]{40}$/);
-  });
-
-  it('session names carry the lease id and fit STS', () => {
-    expect(sessionNameFor(LEASE)).toBe(`tvm-${LEASE}`);
-    expect(sessionNameFor(LEASE)).toMatch(/^[\w+=,.@-]{2,64}$/);
-    expect(LEASE).toMatch(LEASE_ID);
-  });
-
-  it.each([
-    ['pending', 'active', true],
-    ['pending', 'failed', true],
-    ['active', 'revoked', true],
-    ['active', 'expired', true],
-    ['pending', 'revoked', false],
-    ['active', 'pending', false],
-    ['revoked', 'active', false],
-    ['expired', 'revoked', false],
-    ['failed', 'active', false],
-  ] as [LeaseStatus, LeaseStatus, boolean][])('%s → %s: %s', (from, to, ok) => {
-    expect(canTransition(from, to)).toBe(ok);
-  });
-
-  it.each([
-    ['pending', true],
-    ['active', true],
-    ['revoked', false],
-    ['expired', false],
-    ['failed', false],
-  ] as [LeaseStatus, boolean][])('isLive(%s) = %s', (s, live) => {
-    expect(isLive(s)).toBe(live);
   });
 });
