@@ -116,7 +116,6 @@ describe('verifyToken accepts', () => {
     expect(who.issuer.name).toBe('dev');
     expect(who.sub).toBe('agent-1');
     expect(who.exp).toBe(NOW_S + 300);
-    expect(who.tokenSha256).toBe(sha256Hex(token));
     expect(who.tokenSha256).toMatch(/^[0-9a-f]{64}$/);
     // Only strings, safe integers, booleans and sets of strings reach policy.
     expect({ ...who.claims }).toEqual({ ...devClaims(), groups: ['a', 'b'], n: 3, flag: true });
@@ -152,6 +151,27 @@ describe('verifyToken accepts', () => {
     for (let n = pad.length; Buffer.byteLength(token) > MAX_TOKEN_BYTES; n -= 1) token = await signDev({ pad: pad.slice(0, n) });
     expect(Buffer.byteLength(token)).toBeLessThanOrEqual(MAX_TOKEN_BYTES);
     await expect(verifyToken(deps(), token)).resolves.toMatchObject({ principal: 'dev|agent-1' });
+  });
+});
+
+/** A token signed once with a throwaway key: token, key and digest are literals, not recomputed. */
+const LITERAL_JWK: JWK = { kty: 'EC', crv: 'P-256', x: 'UUo_8Ehtm6Q3W2Lx3E512-J97hjvg5DFPRRe43NP1XY', y: 'NcY9M3HNOii1IwIvuNmiULPyjqv0fV7qwjwetPjel0I', kid: 'literal-1', alg: 'ES256' };
+const LITERAL_TOKEN =
+  'eyJhbGciOiJFUzI1NiIsImtpZCI6ImxpdGVyYWwtMSJ9.eyJpc3MiOiJodHRwOi8vMTI3LjAuMC4xOjg3ODcvX2Rldi9pc3N1ZXIiLCJzdWIiOiJhZ2VudC0xIiwiYXVkIjoidHZtIiwiaWF0IjoxNzk5OTk5OTkwLCJleHAiOjE4MDAwMDAzMDAsInRlYW0iOiJibHVlIn0.rjZlJFcdBvYCodmBPP_EAXcpu4AHg4lQWNy-gyctziqGXXAIvVILb8k7q3qA9INm8fKBVmFVyAmD0U_DerWu2g';
+const LITERAL_TOKEN_SHA256 = '78098f0f1bbdf2f541b0e61f7f19367e054ee07b012ee4662af676f1fc1fd93e';
+
+describe('the token digest', () => {
+  it('is the SHA-256 of the exact token text (literal token, key and digest)', async () => {
+    const who = await verifyToken(deps({ keys: () => createLocalJWKSet({ keys: [LITERAL_JWK] }) }), LITERAL_TOKEN);
+    expect(who.sub).toBe('agent-1');
+    expect(who.tokenSha256).toBe(LITERAL_TOKEN_SHA256);
+  });
+
+  it.each([
+    ['', 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'],
+    ['abc', 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'],
+  ])('sha256Hex(%j) is the FIPS 180-2 test vector', (text, digest) => {
+    expect(sha256Hex(text)).toBe(digest);
   });
 });
 
