@@ -15,7 +15,7 @@ const USAGE = `usage: tvm <command> [options]
   leases [--principal P] [--grant G] [--issuer I] [--task T] [--status S]
          [--since D] [--until D] [--limit N|--all] [--format table|json|ndjson|csv]   admin: list leases
   leases show ID                                           admin: a lease and its history
-  admin revoke (--lease ID|--principal P|--grant G|--issuer I|--all) --reason R
+  admin revoke (--lease ID|--principal P|--grant G|--issuer I|--task T|--all) --reason R [--dry-run] [--yes]
   rotate VENDOR [--reason R] / vendors                     admin: vendor keys
   policy check [--config F]                                validate config and policies
   policy eval --principal P --grant G [--context JSON]     explain a decision offline
@@ -36,7 +36,7 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   vendors: () => import('./commands/vendors.js'),
   admin: async () => ({
     run: async (args: string[], io: Io) => {
-      if (args[0] !== 'revoke') throw new UsageError("usage: tvm admin revoke (--lease ID|--principal P|--grant G|--issuer I|--all) --reason R");
+      if (args[0] !== 'revoke') throw new UsageError("usage: tvm admin revoke (--lease ID|--principal P|--grant G|--issuer I|--task T|--all) --reason R [--dry-run] [--yes]");
       return (await import('./commands/admin-revoke.js')).run(args.slice(1), io);
     },
   }),

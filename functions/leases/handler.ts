@@ -9,7 +9,7 @@ import { authenticate } from '../shared/authenticate.js';
 import { inEnvelope } from '../shared/envelope.js';
 import { adminIdentity, json, jsonBody, sourceIp, type HttpEvent, type HttpResult } from '../shared/http.js';
 import { z } from 'zod';
-import { revokeLeases, type RevokeSelector } from '../core/revoke-bulk.js';
+import { PRINCIPAL_FORM, revokeLeases, type RevokeSelector } from '../core/revoke-bulk.js';
 import { revokeOwnLease, type RevokeDeps } from '../core/revoke-lease.js';
 import { parseRequest } from '../shared/request.js';
 import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
@@ -56,23 +56,24 @@ export const selfRevokeSchema = z.object({ reason: reasonField.optional() }).str
 export const adminRevokeSchema = z
   .object({
     leaseId: z.string().regex(LEASE_ID, 'not a lease id').optional(),
-    principal: z.string().min(1).max(512).optional(),
+    principal: z.string().min(1).max(512).regex(PRINCIPAL_FORM, 'issuer|sub').optional(),
     grant: z.string().min(1).max(128).optional(),
     issuer: z.string().min(1).max(128).optional(),
+    task: z.string().min(1).max(256).optional(),
     all: z.literal(true).optional(),
     reason: reasonField,
+    dryRun: z.boolean().optional(),
   })
   .strict()
-  .refine((b) => ['leaseId', 'principal', 'grant', 'issuer', 'all'].filter((k) => b[k as keyof typeof b] !== undefined).length === 1, {
-    message: 'exactly one of leaseId, principal, grant, issuer, all',
+  .refine((b) => SELECTORS.filter((k) => b[k] !== undefined).length === 1, {
+    message: 'exactly one of leaseId, principal, grant, issuer, task, all',
     path: ['selector'],
   });
 
+const SELECTORS = ['leaseId', 'principal', 'grant', 'issuer', 'task', 'all'] as const;
+
 export function selectorOf(body: z.infer<typeof adminRevokeSchema>): RevokeSelector {
-  if (body.leaseId !== undefined) return { leaseId: body.leaseId };
-  if (body.principal !== undefined) return { principal: body.principal };
-  if (body.grant !== undefined) return { grant: body.grant };
-  if (body.issuer !== undefined) return { issuer: body.issuer };
+  for (const k of SELECTORS) if (k !== 'all' && body[k] !== undefined) return { [k]: body[k] } as RevokeSelector;
   return { all: true };
 }
 
@@ -106,9 +107,9 @@ export const routes: Record<string, RouteHandler> = {
     const body = parseRequest(adminRevokeSchema, jsonBody(event));
     const selector = selectorOf(body);
     Object.assign(record, { selector, reason: body.reason });
-    const out = await revokeLeases(revokeDeps(rt), selector, { by: admin, reason: body.reason });
+    const out = await revokeLeases({ ...revokeDeps(rt), config: rt.config }, selector, { by: admin, reason: body.reason }, { dryRun: body.dryRun });
     Object.assign(record, out);
-    return json(200, { revoked: out.revoked });
+    return json(200, out);
   },
   async 'GET /v1/admin/leases'(rt, event, record) {
     record.admin = adminIdentity(event);

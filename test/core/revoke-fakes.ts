@@ -92,9 +92,11 @@ export class MemoryLeaseStore implements LeaseStore {
   async page(q: LeaseQuery) {
     this.queries.push(q);
     const all = this.matching(q);
-    const from = q.next ? all.findIndex((l) => l.leaseId === q.next) + 1 : 0;
-    const leases = all.slice(from, from + (q.limit ?? 100)).map((l) => structuredClone(l));
-    return { leases, next: from + leases.length < all.length ? leases[leases.length - 1].leaseId : undefined };
+    // The cursor is a position in the order (as the store's key is), so leases revoked behind it do not shift it.
+    const pos = (l: Lease) => `${l.issuedAt}|${l.leaseId}`;
+    const after = q.next ? all.filter((l) => (l.issuedAt === q.next!.split('|')[0] ? l.leaseId > q.next!.split('|')[1] : l.issuedAt < q.next!.split('|')[0])) : all;
+    const leases = after.slice(0, q.limit ?? 100).map((l) => structuredClone(l));
+    return { leases, next: leases.length < after.length ? pos(leases[leases.length - 1]) : undefined };
   }
   async transition(id: string, from: LeaseStatus[], to: LeaseStatus, fields: Partial<Lease>, event: Lease['events'][number]): Promise<Lease | undefined> {
     if (this.failOn.transition?.(id)) throw new Error('injected transition failure');
