@@ -1,7 +1,14 @@
 /** `tvm policy check` and `tvm policy eval`: validate the config and explain decisions offline. */
 import { createCedarPolicyEngine, validatePolicies } from '../../functions/adapters/cedar-policy.js';
 import { ConfigError, loadConfig } from '../../functions/shared/load-config.js';
+import { brokerAuthzRequest, canonicalVendorPath } from '../../functions/core/broker-request.js';
+import type { GrantConfig, IssuerConfig } from '../../functions/core/config.js';
+import { principalOf } from '../../functions/core/decision.js';
+import { TvmError } from '../../functions/core/errors.js';
 import type { AuthzRequest } from '../../functions/core/ports.js';
+import { cedarContext, effectiveDuration, vendAuthzRequest } from '../../functions/core/vend-credentials.js';
+import { policyClaims } from '../../functions/core/verify-token.js';
+import { contextSchema, parseRequest } from '../../functions/shared/request.js';
 import { EXIT, parse, Refusal, UsageError, type Io } from '../lib.js';
 
 const HELP = `usage: tvm policy check [--config F]
@@ -27,6 +34,26 @@ function jsonObject(flag: string, text: string | undefined): Record<string, unkn
     // fall through
   }
   throw new UsageError(`${flag} must be a JSON object`);
+}
+
+/**
+ * The request the service would decide, built by the service's own functions: claims through
+ * `policyClaims` (a claim Cedar cannot carry is refused, as the service refuses the token),
+ * context through the request schema, the duration through the grant's bounds, and the
+ * vend/broker request builders the use cases call.
+ */
+function evalRequest(action: AuthzRequest['action'], issuer: IssuerConfig, sub: string, grant: GrantConfig | undefined, vendor: string | undefined, claimsJson?: string, contextJson?: string): AuthzRequest {
+  const claims = policyClaims(jsonObject('--claims', claimsJson));
+  const { durationSeconds, sourceIp, method, path, ...rest } = jsonObject('--context', contextJson);
+  const context = parseRequest(contextSchema, rest);
+  const who = { issuer, iss: issuer.issuer, sub, claims };
+  const ip = typeof sourceIp === 'string' ? sourceIp : undefined;
+  if (action === 'vend') return vendAuthzRequest(who, grant!.name, effectiveDuration(grant!, durationSeconds as number | undefined), context, ip);
+  if (action === 'broker') {
+    if (!vendor) throw new UsageError('--action broker needs --vendor');
+    return brokerAuthzRequest(who, vendor, String(method ?? 'GET').toUpperCase(), canonicalVendorPath(String(path ?? '/')), context, ip);
+  }
+  return { principal: principalOf(who), action, resource: { type: 'Grant', id: grant?.name ?? '' }, context: cedarContext(context, { sourceIp: ip }) };
 }
 
 export async function run(args: string[], io: Io): Promise<number> {
@@ -62,27 +89,29 @@ export async function run(args: string[], io: Io): Promise<number> {
     const [issuerName, ...subParts] = values.principal.split('|');
     const issuer = config.issuers.find((i) => i.name === issuerName);
     if (!issuer) throw new Refusal(`no issuer named '${issuerName}' in ${path}`);
-    if (values.grant && !config.grants.some((g) => g.name === values.grant)) throw new Refusal(`no grant named '${values.grant}' in ${path}`);
-    const context = jsonObject('--context', values.context);
-    if (action === 'vend' && context.durationSeconds === undefined) {
-      context.durationSeconds = config.grants.find((g) => g.name === values.grant)?.durationSeconds.default ?? 900;
+    const grant = values.grant === undefined ? undefined : config.grants.find((g) => g.name === values.grant);
+    if (values.grant && !grant) throw new Refusal(`no grant named '${values.grant}' in ${path}`);
+    let request: AuthzRequest;
+    try {
+      request = evalRequest(action, issuer, subParts.join('|'), grant, values.vendor, values.claims, values.context);
+    } catch (e) {
+      // What the service would refuse before deciding (a claim Cedar cannot carry, a bad context).
+      if (e instanceof TvmError) throw new Refusal(`refused before any policy: ${e.code} (${e.reason}${e.detail ? ` ${JSON.stringify(e.detail)}` : ''})`);
+      throw e;
     }
-    const decision = createCedarPolicyEngine(config).decide({
-      principal: { issuer: issuerName, iss: issuer.issuer, sub: subParts.join('|'), claims: jsonObject('--claims', values.claims) },
-      action,
-      resource: values.grant ? { type: 'Grant', id: values.grant } : { type: 'Vendor', id: values.vendor! },
-      context,
-    });
+    const decision = createCedarPolicyEngine(config).decide(request);
     if (decision.allow) {
       io.out(`allow\npermitted by: ${decision.policyIds.join(', ')}\n`);
     } else {
-      const why = decision.policyIds.length
-        ? `forbidden by: ${decision.policyIds.join(', ')}`
-        : 'no policy permits this request (deny by default)';
+      const why = decision.errors.length
+        ? `policy error (fail closed) in: ${decision.policyIds.join(', ')}`
+        : decision.policyIds.length
+          ? `forbidden by: ${decision.policyIds.join(', ')}`
+          : 'no policy permits this request (deny by default)';
       io.out(`deny\n${why}\n`);
     }
     for (const e of decision.errors) io.out(`error in policy ${e}\n`);
-    return decision.allow ? EXIT.ok : EXIT.refused;
+    return EXIT.ok;
   }
   throw new UsageError(`unknown 'policy ${sub}' (check or eval)`);
 }

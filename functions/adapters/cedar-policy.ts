@@ -120,11 +120,11 @@ export function createCedarPolicyEngine(config: Pick<TvmConfig, 'cedar'>): Polic
         return { allow: false, policyIds: [], errors: answer.errors.map((e) => e.message) };
       }
       const { decision, diagnostics } = answer.response;
-      return {
-        allow: decision === 'allow',
-        policyIds: diagnostics.reason,
-        errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
-      };
+      const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
+      // Cedar skips a policy that errors; a skipped forbid is a policy that failed open. Any error
+      // is a deny, and the erroring policies are the ones that decided it.
+      if (errors.length) return { allow: false, policyIds: diagnostics.errors.map((e) => e.policyId), errors };
+      return { allow: decision === 'allow', policyIds: diagnostics.reason, errors };
     },
   };
   // Warm the wasm at init, not on the first request.

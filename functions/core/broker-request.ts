@@ -4,7 +4,8 @@
  * carry the key back. The workload never holds the key.
  */
 import { AccessDenied, InvalidRequest, UpstreamUnavailable } from './errors.js';
-import type { Clock, PolicyEngine, RequestContext } from './ports.js';
+import { principalOf, requireAllow } from './decision.js';
+import type { AuthzRequest, Clock, PolicyEngine, RequestContext } from './ports.js';
 import { parseVendorKey } from './rotate-vendor-key.js';
 import { cedarContext } from './vend-credentials.js';
 import type { VendorConfig } from './vendor-config.js';
@@ -88,7 +89,7 @@ export interface BrokerCall {
   who: VerifiedToken;
   vendor: string;
   method: string;
-  /** The path at the vendor, as the caller sent it (still percent-encoded), starting with '/'. */
+  /** The path at the vendor as the caller sent it (still percent-encoded), starting with '/'; canonicalised here. */
   path: string;
   /** The raw query string, without '?'. */
   rawQuery?: string;
@@ -98,23 +99,47 @@ export interface BrokerCall {
   sourceIp?: string;
 }
 
+const badPath = (why: string): never => {
+  throw new InvalidRequest('bad_path', { why }, 'The path is not valid.');
+};
+
+/** RFC 3986 §2.3: percent-encoding these changes nothing, so they are decoded (§6.2.2.2). */
+const UNRESERVED = /[A-Za-z0-9\-._~]/;
+
 /**
- * Refuses paths that could mean something else at the vendor than the allow-list saw: dot
- * segments, empty segments, encoded slashes, dots or backslashes, control characters.
+ * The one spelling of a vendor path that the allow-list, Cedar's `context.path` and the vendor all
+ * see (RFC 3986 §6.2.2): percent-encoded unreserved characters decoded (`%62` → `b`), other
+ * escapes kept with upper-case hex (`%3f` → `%3F`). A double encoding stays what it is: `%2562`
+ * is the three characters `%62` at the vendor, never `b`. Refused (400 `bad_path`): anything
+ * a vendor or a proxy in front of it could read as another path — encoded `/`, `\`, NUL and
+ * other control characters, dot segments in any spelling (`..`, `%2e%2E`), empty segments
+ * (`//`), `;` path parameters (raw or `%3B`, which some servers strip), a bad escape, a
+ * non-UTF-8 byte sequence, and any raw character outside RFC 3986's `pchar`.
+ * @example canonicalVendorPath('/v1/%62illing/%3finvoices') // → '/v1/billing/%3Finvoices'
  */
-export function checkVendorPath(path: string): string {
-  if (!path.startsWith('/') || path.length > 2048) throw new InvalidRequest('bad_path', undefined, 'The path is not valid.');
-  if (/[\\\p{Cc}\s?#]/u.test(path) || /%(2e|2f|5c|00)/i.test(path)) throw new InvalidRequest('bad_path', undefined, 'The path is not valid.');
-  const segs = path.split('/').slice(1);
-  segs.forEach((s, i) => {
-    if (s === '.' || s === '..' || (s === '' && i < segs.length - 1)) throw new InvalidRequest('bad_path', undefined, 'The path is not valid.');
+export function canonicalVendorPath(path: string): string {
+  if (!path.startsWith('/') || path.length > 2048) badPath('not an absolute path');
+  // RFC 3986 pchar and '/', without ';': anything else (space, '\\', '?', '#', controls, raw
+  // non-ASCII that a client would encode on the way out) is not a plain path.
+  if (!/^[A-Za-z0-9\-._~%!$&'()*+,=:@/]*$/.test(path)) badPath('character not allowed');
+  const canonical = path.replace(/%(.{0,2})/gs, (_all, hex: string) => {
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return badPath('bad percent-encoding');
+    const code = parseInt(hex, 16);
+    const ch = String.fromCharCode(code);
+    if (code < 0x20 || code === 0x7f || ch === '/' || ch === '\\' || ch === ';') return badPath(`encoded ${hex}`);
+    return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
+  });
+  const segs = canonical.split('/').slice(1);
+  segs.forEach((seg, i) => {
+    if (seg === '.' || seg === '..') badPath('dot segment');
+    if (seg === '' && i < segs.length - 1) badPath('empty segment');
   });
   try {
-    decodeURIComponent(path);
+    decodeURIComponent(canonical);
   } catch {
-    throw new InvalidRequest('bad_path', undefined, 'The path is not valid.');
+    badPath('not UTF-8');
   }
-  return path;
+  return canonical;
 }
 
 /**
@@ -137,29 +162,55 @@ export function isAllowed(allow: readonly string[], method: string, path: string
   });
 }
 
-/** Replaces every occurrence of `secret` in `buf`. */
-export function redact(buf: Buffer, secret: string): Buffer {
-  if (!secret) return buf;
-  const needle = Buffer.from(secret);
-  let at = buf.indexOf(needle);
-  if (at < 0) return buf;
-  const parts: Buffer[] = [];
-  let from = 0;
-  while (at >= 0) {
-    parts.push(buf.subarray(from, at), REDACTED);
-    from = at + needle.length;
-    at = buf.indexOf(needle, from);
+/**
+ * The spellings of a key an answer could carry it in: verbatim, percent-encoded (either hex
+ * case), and base64 / base64url at each of the three byte alignments a key can sit at inside a
+ * longer encoded value (`Basic base64(user:key)`): for each, the run of characters that only
+ * key bytes determine, so at most two bytes of key at either edge could remain beside it.
+ */
+export function keyForms(key: string): string[] {
+  if (!key) return [];
+  const bytes = Buffer.from(key);
+  const forms = new Set([key, encodeURIComponent(key), encodeURIComponent(key).replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase())]);
+  for (let lead = 0; lead < 3; lead++) {
+    const padded = Buffer.concat([Buffer.alloc(lead), bytes, Buffer.alloc(2)]);
+    const from = Math.ceil((8 * lead) / 6);
+    const to = Math.floor((8 * (lead + bytes.length)) / 6);
+    for (const enc of ['base64', 'base64url'] as const) {
+      const core = padded.toString(enc).slice(from, to);
+      if (core.length >= 4) forms.add(core);
+    }
   }
-  parts.push(buf.subarray(from));
-  return Buffer.concat(parts);
+  return [...forms];
 }
 
-function relayHeaders(headers: Record<string, string>, key: string): Record<string, string> {
+/** Replaces every occurrence of each of `secrets` in `buf`, longest first. */
+export function redact(buf: Buffer, secrets: string | readonly string[]): Buffer {
+  const needles = (typeof secrets === 'string' ? [secrets] : [...secrets]).filter(Boolean).sort((a, b) => b.length - a.length);
+  let out = buf;
+  for (const secret of needles) {
+    const needle = Buffer.from(secret);
+    let at = out.indexOf(needle);
+    if (at < 0) continue;
+    const parts: Buffer[] = [];
+    let from = 0;
+    while (at >= 0) {
+      parts.push(out.subarray(from, at), REDACTED);
+      from = at + needle.length;
+      at = out.indexOf(needle, from);
+    }
+    parts.push(out.subarray(from));
+    out = Buffer.concat(parts);
+  }
+  return out;
+}
+
+function relayHeaders(headers: Record<string, string>, forms: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) {
     const name = k.toLowerCase();
     if (!RELAY_HEADERS.has(name) && !RELAY_PREFIXES.some((p) => name.startsWith(p))) continue;
-    if (key && v.includes(key)) continue;
+    if (forms.some((f) => v.includes(f))) continue;
     out[name] = v;
   }
   return out;
@@ -171,6 +222,11 @@ export interface BrokerAnswer {
   body: Buffer;
 }
 
+/** The Cedar request of a broker call, `path` canonical (also what `tvm policy eval` decides). */
+export function brokerAuthzRequest(who: Pick<VerifiedToken, 'issuer' | 'iss' | 'sub' | 'claims'>, vendor: string, method: string, path: string, context: RequestContext, sourceIp?: string): AuthzRequest {
+  return { principal: principalOf(who), action: 'broker', resource: { type: 'Vendor', id: vendor }, context: cedarContext(context, { method, path, sourceIp }) };
+}
+
 /**
  * Forwards one call to a vendor with its current key.
  * @throws AccessDenied (unknown vendor, path outside `broker.allow`, Cedar deny), InvalidRequest
@@ -180,19 +236,16 @@ export interface BrokerAnswer {
 export async function brokerRequest(deps: BrokerDeps, call: BrokerCall, record: Record<string, unknown> = {}): Promise<BrokerAnswer> {
   const method = call.method.toUpperCase();
   Object.assign(record, { vendor: call.vendor, method, path: call.path });
+  // The path needs no vendor to check: checked first, a 400 says nothing about which vendors exist.
+  const path = canonicalVendorPath(call.path);
+  record.path = path;
   const vendor = deps.vendors.find((v) => v.name === call.vendor);
   if (!vendor) throw new AccessDenied('unknown_vendor', { vendor: call.vendor });
-  const path = checkVendorPath(call.path);
   if (!isAllowed(vendor.broker.allow, method, path)) throw new AccessDenied('path_not_allowed', { vendor: vendor.name, method, path });
 
-  const decision = deps.policy.decide({
-    principal: { issuer: call.who.issuer.name, iss: call.who.iss, sub: call.who.sub, claims: call.who.claims },
-    action: 'broker',
-    resource: { type: 'Vendor', id: vendor.name },
-    context: cedarContext(call.context, { method, path, sourceIp: call.sourceIp }),
-  });
+  const decision = deps.policy.decide(brokerAuthzRequest(call.who, vendor.name, method, path, call.context, call.sourceIp));
   record.decision = decision.policyIds;
-  if (!decision.allow) throw new AccessDenied('policy_deny', { policies: decision.policyIds, errors: decision.errors });
+  requireAllow(decision);
 
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(call.headers)) if (v !== undefined && FORWARD_HEADERS.has(k.toLowerCase())) headers[k.toLowerCase()] = v;
@@ -223,5 +276,6 @@ export async function brokerRequest(deps: BrokerDeps, call: BrokerCall, record: 
   }
   record.keyId = key.keyId;
   record.upstreamStatus = answer.status;
-  return { status: answer.status, headers: relayHeaders(answer.headers, key.key), body: redact(answer.body, key.key) };
+  const forms = keyForms(key.key);
+  return { status: answer.status, headers: relayHeaders(answer.headers, forms), body: redact(answer.body, forms) };
 }

@@ -7,6 +7,7 @@ import { AccessDenied, NotFound } from './errors.js';
 import { epochSeconds, isLive, transition } from './lease.js';
 import type { Audit, Clock, Counter, DenyEntry, Lease, LeaseStore, PolicyEngine, RequestContext, RoleRevoker } from './ports.js';
 import { cedarContext } from './vend-credentials.js';
+import { principalOf, requireAllow } from './decision.js';
 import type { VerifiedToken } from './verify-token.js';
 
 export interface RevokeDeps {
@@ -121,12 +122,12 @@ export async function revokeOwnLease(deps: SelfRevokeDeps, request: SelfRevokeRe
   record.leaseId = lease.leaseId;
   record.grant = lease.grant;
   const decision = deps.policy.decide({
-    principal: { issuer: who.issuer.name, iss: who.iss, sub: who.sub, claims: who.claims },
+    principal: principalOf(who),
     action: 'revoke',
     resource: { type: 'Grant', id: lease.grant },
     context: cedarContext(lease.context as RequestContext, { sourceIp: request.sourceIp }),
   });
   record.decision = decision.policyIds;
-  if (!decision.allow) throw new AccessDenied('policy_deny', { policies: decision.policyIds, errors: decision.errors });
+  requireAllow(decision);
   return revokeLease(deps, lease, { by: who.principal, reason: request.reason ?? 'self-revoke' });
 }

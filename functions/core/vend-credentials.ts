@@ -6,7 +6,8 @@ import type { GrantConfig, TvmConfig } from './config.js';
 import { MAX_DURATION_SECONDS, MIN_DURATION_SECONDS } from './config.js';
 import { AccessDenied, InvalidRequest, TvmError, UpstreamUnavailable } from './errors.js';
 import { sessionNameFor, sourceIdentityFor } from './lease.js';
-import type { AuditRecord, Clock, CredentialIssuer, IdGenerator, IssuedCredentials, Lease, LeaseStore, PolicyEngine, RequestContext } from './ports.js';
+import { principalOf, requireAllow } from './decision.js';
+import type { AuditRecord, AuthzRequest, Clock, CredentialIssuer, IdGenerator, IssuedCredentials, Lease, LeaseStore, PolicyEngine, RequestContext } from './ports.js';
 import { renderSessionPolicy, renderSessionTags } from './render-session-policy.js';
 import type { VerifiedToken } from './verify-token.js';
 
@@ -32,12 +33,17 @@ export interface VendResult {
   credentials: IssuedCredentials;
 }
 
-function effectiveDuration(grant: GrantConfig, requested: number | undefined): number {
-  if (requested === undefined) return grant.durationSeconds.default;
+/** The bounds every grant shares: checked before the grant is looked up, so a 400 reveals no grant. */
+export function checkDuration(requested: number | undefined): void {
+  if (requested === undefined) return;
   if (!Number.isInteger(requested) || requested < MIN_DURATION_SECONDS || requested > MAX_DURATION_SECONDS) {
     throw new InvalidRequest('duration_out_of_bounds', { requested }, `durationSeconds must be an integer from ${MIN_DURATION_SECONDS} to ${MAX_DURATION_SECONDS}.`);
   }
-  return Math.min(requested, grant.durationSeconds.max);
+}
+
+export function effectiveDuration(grant: GrantConfig, requested: number | undefined): number {
+  checkDuration(requested);
+  return requested === undefined ? grant.durationSeconds.default : Math.min(requested, grant.durationSeconds.max);
 }
 
 /** Builds the Cedar context of SPEC.md from a request: absent values stay absent. */
@@ -46,6 +52,11 @@ export function cedarContext(context: RequestContext, extra: Record<string, unkn
   for (const [k, v] of Object.entries(context)) if (v !== undefined) out[k] = v;
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) out[k] = v;
   return out;
+}
+
+/** The Cedar request of a vend (also what `tvm policy eval` decides, so the two cannot differ). */
+export function vendAuthzRequest(who: Pick<VerifiedToken, 'issuer' | 'iss' | 'sub' | 'claims'>, grant: string, durationSeconds: number, context: RequestContext, sourceIp?: string): AuthzRequest {
+  return { principal: principalOf(who), action: 'vend', resource: { type: 'Grant', id: grant }, context: cedarContext(context, { durationSeconds, sourceIp }) };
 }
 
 /**
@@ -57,19 +68,15 @@ export function cedarContext(context: RequestContext, extra: Record<string, unkn
 export async function vendCredentials(deps: VendDeps, request: VendRequest, record: AuditRecord = {}): Promise<VendResult> {
   const { who } = request;
   record.grant = request.grant;
+  checkDuration(request.durationSeconds);
   const grant = deps.config.grants.find((g) => g.name === request.grant);
   if (!grant) throw new AccessDenied('unknown_grant', { grant: request.grant });
   const durationSeconds = effectiveDuration(grant, request.durationSeconds);
   record.durationSeconds = durationSeconds;
 
-  const decision = deps.policy.decide({
-    principal: { issuer: who.issuer.name, iss: who.iss, sub: who.sub, claims: who.claims },
-    action: 'vend',
-    resource: { type: 'Grant', id: grant.name },
-    context: cedarContext(request.context, { durationSeconds, sourceIp: request.sourceIp }),
-  });
+  const decision = deps.policy.decide(vendAuthzRequest(who, grant.name, durationSeconds, request.context, request.sourceIp));
   record.decision = decision.policyIds;
-  if (!decision.allow) throw new AccessDenied('policy_deny', { policies: decision.policyIds, errors: decision.errors });
+  requireAllow(decision);
 
   const leaseId = deps.ids.leaseId();
   record.leaseId = leaseId;

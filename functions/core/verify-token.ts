@@ -14,10 +14,20 @@ export const CLOCK_SKEW_SECONDS = 60;
 
 /** Header parameters that would let a token name its own keys: never honoured, always refused. */
 const FORBIDDEN_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'];
-/** Claim names that could pollute prototypes downstream. */
-const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+/**
+ * Record keys a claim may not carry, at any depth: prototype names (they could pollute objects
+ * downstream) and the keys Cedar's JSON reads as escapes (`__entity` would turn a claim into an
+ * entity reference). Refused, never dropped: a dropped claim is a forbid policy that fails open.
+ */
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype', '__entity', '__extn', '__expr']);
+/** Deeper claims than this are refused (Cedar evaluates recursively; no provider nests this deep). */
+const MAX_CLAIM_DEPTH = 8;
 
-export type ClaimValue = string | number | boolean | string[];
+/** A claim as Cedar receives it: its JSON shape, minus what Cedar cannot carry (null, fractions). */
+export type ClaimValue = string | number | boolean | ClaimValue[] | { [name: string]: ClaimValue };
+
+/** Characters a `sub` may not hold: C0, DEL, C1, and the bidi controls that reorder printed text. */
+export const CONTROL_CHARS = /[\p{Cc}\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
 
 export interface VerifiedToken {
   /** `<issuer name>|<sub>` */
@@ -25,7 +35,7 @@ export interface VerifiedToken {
   issuer: IssuerConfig;
   iss: string;
   sub: string;
-  /** Claims safe to hand to policy: strings, integers, booleans, sets of strings. */
+  /** Every claim with its JSON shape (see `policyClaims`). */
   claims: Record<string, ClaimValue>;
   exp: number;
   tokenSha256: string;
@@ -52,15 +62,45 @@ export function findIssuer(issuers: readonly IssuerConfig[], iss: string): Issue
   return issuers.find((i) => trimSlash(i.issuer) === want);
 }
 
-function safeClaims(payload: Record<string, unknown>): Record<string, ClaimValue> {
-  const out: Record<string, ClaimValue> = Object.create(null);
-  for (const [k, v] of Object.entries(payload)) {
-    if (UNSAFE_KEYS.has(k)) continue;
-    if (typeof v === 'string' || typeof v === 'boolean') out[k] = v;
-    else if (typeof v === 'number' && Number.isSafeInteger(v)) out[k] = v;
-    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[k] = v as string[];
+function claimValue(v: unknown, path: string, depth: number): ClaimValue {
+  const refuse = (why: string): never => {
+    throw new InvalidToken('claim_unsupported', { claim: path, why });
+  };
+  if (typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? v : refuse('number is not a safe integer');
+  if (v === null) return refuse('null');
+  if (depth >= MAX_CLAIM_DEPTH) return refuse('nested too deeply');
+  if (Array.isArray(v)) return v.map((x, i) => claimValue(x, `${path}[${i}]`, depth + 1));
+  if (typeof v === 'object') return claimRecord(v as Record<string, unknown>, path, depth + 1);
+  return refuse(typeof v);
+}
+
+function claimRecord(o: Record<string, unknown>, path: string, depth: number): { [name: string]: ClaimValue } {
+  const out: { [name: string]: ClaimValue } = Object.create(null);
+  for (const [k, v] of Object.entries(o)) {
+    const at = path ? `${path}.${k}` : k;
+    if (UNSAFE_KEYS.has(k)) throw new InvalidToken('claim_unsupported', { claim: at, why: 'reserved name' });
+    out[k] = claimValue(v, at, depth);
   }
   return out;
+}
+
+/**
+ * The claims as policy sees them: every claim with its JSON shape (string, integer, boolean, set,
+ * record). A claim Cedar cannot carry (null, a fraction, an integer beyond 2^53, a reserved name)
+ * refuses the token rather than being dropped. `tvm policy eval` uses this same function.
+ * @throws InvalidToken `claim_unsupported`, naming the claim in the detail.
+ * @example policyClaims({ groups: ['a', 1] }) // → { groups: ['a', 1] }
+ */
+export function policyClaims(payload: Record<string, unknown>): Record<string, ClaimValue> {
+  return claimRecord(payload, '', 0);
+}
+
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+/** One token, one spelling: a part whose unused low bits are set decodes the same as another. */
+function canonicalBase64url(part: string): boolean {
+  return B64URL.test(part) && part.length % 4 !== 1 && Buffer.from(part, 'base64url').toString('base64url') === part;
 }
 
 function mapJoseError(e: unknown, issuer: string): never {
@@ -88,6 +128,7 @@ export async function verifyToken(deps: VerifyDeps, token: string): Promise<Veri
   if (Buffer.byteLength(token, 'utf8') > MAX_TOKEN_BYTES) throw new InvalidToken('token_too_large');
   const parts = token.split('.');
   if (parts.length !== 3) throw new InvalidToken(parts.length === 5 ? 'jwe_not_accepted' : 'malformed');
+  if (!parts.every(canonicalBase64url)) throw new InvalidToken('non_canonical_encoding');
 
   let header: Record<string, unknown>;
   let unverified: Record<string, unknown>;
@@ -131,9 +172,11 @@ export async function verifyToken(deps: VerifyDeps, token: string): Promise<Veri
     throw new InvalidToken('iat_in_future', { issuer: issuer.name });
   }
   const sub = payload.sub;
-  if (typeof sub !== 'string' || sub.length === 0 || sub.length > 512) throw new InvalidToken('bad_sub', { issuer: issuer.name });
-
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > 512 || CONTROL_CHARS.test(sub)) throw new InvalidToken('bad_sub', { issuer: issuer.name });
+  // jose checks that `exp` is a number in the future; 1e126 is one, and no store can keep it.
   const exp = payload.exp as number;
+  if (!Number.isSafeInteger(exp)) throw new InvalidToken('bad_exp', { issuer: issuer.name });
+  const claims = policyClaims(payload);
   if (issuer.singleUse) {
     const jti = payload.jti;
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new InvalidToken('missing_jti', { issuer: issuer.name });
@@ -151,7 +194,7 @@ export async function verifyToken(deps: VerifyDeps, token: string): Promise<Veri
     issuer,
     iss,
     sub,
-    claims: safeClaims(payload),
+    claims,
     exp,
     tokenSha256: sha256Hex(token),
   };

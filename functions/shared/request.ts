@@ -5,8 +5,12 @@
 import { z } from 'zod';
 import { InvalidRequest } from '../core/errors.js';
 import type { RequestContext } from '../core/ports.js';
+import { CONTROL_CHARS } from '../core/verify-token.js';
 
-const contextValue = z.string().min(1).max(256).regex(/^[^\p{Cc}]*$/u, 'no control characters');
+/** Text a person will read (a context value, a reason): no C0/DEL/C1 controls, no bidi controls. */
+export const plainText = (max: number) => z.string().min(1).max(max).refine((v) => !CONTROL_CHARS.test(v), 'no control characters');
+
+const contextValue = plainText(256);
 
 export const contextSchema = z
   .object({

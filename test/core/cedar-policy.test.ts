@@ -120,9 +120,43 @@ describe('decisions', () => {
       cedar: policies(`@id("typo") permit (principal, action, resource) when { principal.claims.team == "blue" };`),
     });
     const d = e.decide(req({ claims: {} }));
-    expect(d).toMatchObject({ allow: false, policyIds: [] });
+    expect(d).toMatchObject({ allow: false, policyIds: ['typo'] });
     expect(d.errors).toHaveLength(1);
     expect(d.errors[0]).toMatch(/^typo: /);
+  });
+
+  describe('a forbid that errors denies (Cedar alone would skip it and let the permit allow)', () => {
+    const e = createCedarPolicyEngine({
+      cedar: policies(`@id("everyone") permit (principal, action, resource);
+@id("no-interns") forbid (principal, action, resource) when { principal.claims has groups && principal.claims.groups.contains("interns") };
+@id("no-level-9") forbid (principal, action, resource) when { principal.claims has level && principal.claims.level >= 9 };
+@id("no-ops-org") forbid (principal, action, resource) when { principal.claims has org && principal.claims.org.name == "ops" };`),
+    });
+    it.each<[string, Record<string, unknown>, boolean, string[], boolean]>([
+      ['groups as a set naming interns', { groups: ['interns'] }, false, ['no-interns'], false],
+      ['groups as a string (one group, as some providers send it)', { groups: 'interns' }, false, ['no-interns'], true],
+      ['groups as a string naming someone else', { groups: 'staff' }, false, ['no-interns'], true],
+      ['groups as a mixed set', { groups: ['interns', 1] }, false, ['no-interns'], false],
+      ['groups as a mixed set without interns', { groups: ['staff', 1] }, true, ['everyone'], false],
+      ['groups as a record', { groups: { interns: true } }, false, ['no-interns'], true],
+      ['groups as a number', { groups: 1 }, false, ['no-interns'], true],
+      ['groups as a boolean', { groups: true }, false, ['no-interns'], true],
+      ['groups as a set of staff', { groups: ['staff'] }, true, ['everyone'], false],
+      ['level as a string', { level: '9' }, false, ['no-level-9'], true],
+      ['level as the number', { level: 9 }, false, ['no-level-9'], false],
+      ['level as another number', { level: 3 }, true, ['everyone'], false],
+      ['org as a nested record', { org: { name: 'ops' } }, false, ['no-ops-org'], false],
+      ['org as a string', { org: 'ops' }, false, ['no-ops-org'], true],
+      ['org as a record without name', { org: { id: 1 } }, false, ['no-ops-org'], true],
+      ['no claims at all', {}, true, ['everyone'], false],
+    ])('%s', (_name, claims, allow, policyIds, errored) => {
+      const d = e.decide(req({ claims }));
+      expect(d.allow).toBe(allow);
+      expect(d.policyIds).toEqual(policyIds);
+      // An errored decision names each erroring policy with Cedar's error, for the audit log.
+      expect(d.errors.length > 0).toBe(errored);
+      for (const m of d.errors) expect(m).toMatch(new RegExp(`^${policyIds[0]}: \\S`));
+  });
   });
 
   it('a context value Cedar cannot take (a malformed source IP) denies', () => {

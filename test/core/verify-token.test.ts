@@ -90,6 +90,15 @@ async function signRaw(header: Record<string, unknown>, payload: Payload): Promi
   const sig = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, devKey, new TextEncoder().encode(input));
   return `${input}.${Buffer.from(sig).toString('base64url')}`;
 }
+/** The same signature with the low bits no byte uses set: decodes to the same bytes. */
+function flipLowBits(token: string): string {
+  const [h, p, sig] = token.split('.');
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const last = alphabet.indexOf(sig[sig.length - 1]);
+  const flipped = `${sig.slice(0, -1)}${alphabet[last ^ 1]}`;
+  if (!Buffer.from(flipped, 'base64url').equals(Buffer.from(sig, 'base64url'))) throw new Error('not an unused bit');
+  return `${h}.${p}.${flipped}`;
+}
 const signDev = (over: Payload = {}, header: Record<string, unknown> = {}) => sign({ ...devClaims(), ...over }, header);
 const signCi = (over: Payload = {}, header: Record<string, unknown> = {}) => sign({ ...ciClaims(), ...over }, { alg: 'RS256', kid: 'ci-1', ...header }, ciKey);
 const without = (p: Payload, k: string) => {
@@ -109,16 +118,16 @@ async function refusal(p: Promise<unknown>): Promise<{ code: string; reason: str
 }
 
 describe('verifyToken accepts', () => {
-  it('a good token and answers principal, claims and the token digest', async () => {
-    const token = await signDev({ groups: ['a', 'b'], n: 3, flag: true, float: 1.5, obj: { x: 1 }, mixed: ['a', 1] });
+  it('a good token and answers principal, claims with their JSON shape, and the token digest', async () => {
+    const token = await signDev({ groups: ['a', 'b'], n: 3, flag: true, obj: { x: 1, deep: { y: ['z'] } }, mixed: ['interns', 1] });
     const who = await verifyToken(deps(), token);
     expect(who.principal).toBe('dev|agent-1');
     expect(who.issuer.name).toBe('dev');
     expect(who.sub).toBe('agent-1');
     expect(who.exp).toBe(NOW_S + 300);
     expect(who.tokenSha256).toMatch(/^[0-9a-f]{64}$/);
-    // Only strings, safe integers, booleans and sets of strings reach policy.
-    expect({ ...who.claims }).toEqual({ ...devClaims(), groups: ['a', 'b'], n: 3, flag: true });
+    // Every claim reaches policy with its shape: none is dropped.
+    expect(JSON.parse(JSON.stringify(who.claims))).toEqual({ ...devClaims(), groups: ['a', 'b'], n: 3, flag: true, obj: { x: 1, deep: { y: ['z'] } }, mixed: ['interns', 1] });
   });
 
   it.each([
@@ -227,6 +236,33 @@ describe('verifyToken refuses', () => {
     ['an unknown crit header', async () => signRaw({ alg: 'ES256', kid: 'dev-1', crit: ['x-custom'], 'x-custom': 1 }, devClaims()), 'invalid_token', 'err_jose_not_supported'],
     ['no jti for a single-use issuer', async () => sign(without(ciClaims(), 'jti'), { alg: 'RS256', kid: 'ci-1' }, ciKey), 'invalid_token', 'missing_jti'],
     ['an empty jti for a single-use issuer', async () => signCi({ jti: '' }), 'invalid_token', 'missing_jti'],
+    ['a single-use token whose exp no store can keep (1e126)', async () => signCi({ exp: 1e126 }), 'invalid_token', 'bad_exp'],
+    ['a fractional exp', async () => signDev({ exp: NOW_S + 300.5 }), 'invalid_token', 'bad_exp'],
+    // One token, one spelling: the signature's unused low bits set, or characters outside base64url.
+    ['a signature with its unused low bits flipped', async () => flipLowBits(await signDev()), 'invalid_token', 'non_canonical_encoding'],
+    ['a signature with base64 padding', async () => `${await signDev()}==`, 'invalid_token', 'non_canonical_encoding'],
+    ['a signature in standard base64 (+ /)', async () => {
+      const [h, p, sig] = (await signDev()).split('.');
+      return `${h}.${p}.${Buffer.from(sig, 'base64url').toString('base64').replace(/=+$/, '')}`;
+    }, 'invalid_token', 'non_canonical_encoding'],
+    ['a payload with a stray character the decoder would skip', async () => {
+      const [h, p, sig] = (await signDev()).split('.');
+      return `${h}.${p.slice(0, 4)}!${p.slice(4)}.${sig}`;
+    }, 'invalid_token', 'non_canonical_encoding'],
+    // Control characters in sub: C0, DEL, C1, and bidi controls (they rewrite what an admin reads).
+    ...(['\u001b[2J', 'a\rb', '\u001b]52;c;Y29weQ==\u0007', 'a\u007fb', 'a\u0085b', 'a\u009bb', 'a\u202eb', 'a\u202ab', 'a\u2066b', 'a\u2069b', 'a\u200eb', 'a\u200fb', 'a\u0000b'].map(
+      (sub) => [`a sub holding ${JSON.stringify(sub)}`, async () => signDev({ sub }), 'invalid_token', 'bad_sub'] as [string, () => Promise<string>, string, string],
+    )),
+    // Claims Cedar cannot carry refuse the token: a dropped claim is a forbid that fails open.
+    ['a null claim', async () => signDev({ groups: null }), 'invalid_token', 'claim_unsupported'],
+    ['a fractional claim', async () => signDev({ level: 1.5 }), 'invalid_token', 'claim_unsupported'],
+    ['an integer claim beyond 2^53', async () => signDev({ big: 2 ** 60 }), 'invalid_token', 'claim_unsupported'],
+    ['a null inside a set', async () => signDev({ groups: ['a', null] }), 'invalid_token', 'claim_unsupported'],
+    ['a claim nested nine deep', async () => signDev({ deep: [[[[[[[[['x']]]]]]]]] }), 'invalid_token', 'claim_unsupported'],
+    ['a claim record Cedar would read as an entity', async () => signDev({ groups: { __entity: { type: 'Tvm::Grant', id: 'x' } } }), 'invalid_token', 'claim_unsupported'],
+    ['a claim named __entity', async () => signDev({ __entity: { type: 'Tvm::Grant', id: 'x' } }), 'invalid_token', 'claim_unsupported'],
+    ['a claim record Cedar would read as an extension', async () => signDev({ ip: { __extn: { fn: 'ip', arg: '10.0.0.1' } } }), 'invalid_token', 'claim_unsupported'],
+    ['a constructor claim', async () => signDev({ constructor: 'x' }), 'invalid_token', 'claim_unsupported'],
   ];
 
   it.each(cases)('%s', async (_name, make, code, reason) => {
@@ -247,14 +283,12 @@ describe('verifyToken refuses', () => {
     expect(asked).toEqual([]);
   });
 
-  it('drops __proto__, constructor and prototype claims and leaves prototypes clean', async () => {
-    const payload = `{"iss":"${DEV.issuer}","sub":"agent-1","aud":"tvm","iat":${NOW_S},"exp":${NOW_S + 60},"__proto__":{"polluted":true},"constructor":"x","prototype":"y","ok":"yes"}`;
-    const token = await new SignJWT(JSON.parse(payload)).setProtectedHeader({ alg: 'ES256', kid: 'dev-1' }).sign(devKey);
-    const who = await verifyToken(deps(), token);
-    expect(Object.keys(who.claims)).not.toContain('__proto__');
-    expect(Object.keys(who.claims)).not.toContain('constructor');
-    expect(Object.keys(who.claims)).not.toContain('prototype');
-    expect(who.claims.ok).toBe('yes');
+  it('refuses a __proto__ claim, at the top or nested, and leaves prototypes clean', async () => {
+    for (const extra of ['"__proto__":{"polluted":true}', '"obj":{"__proto__":{"polluted":true}}', '"prototype":"y"']) {
+      const payload = `{"iss":"${DEV.issuer}","sub":"agent-1","aud":"tvm","iat":${NOW_S},"exp":${NOW_S + 60},${extra},"ok":"yes"}`;
+      const token = await new SignJWT(JSON.parse(payload)).setProtectedHeader({ alg: 'ES256', kid: 'dev-1' }).sign(devKey);
+      expect(await refusal(verifyToken(deps(), token))).toEqual({ code: 'invalid_token', reason: 'claim_unsupported' });
+    }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });

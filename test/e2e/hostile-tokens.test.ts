@@ -127,7 +127,7 @@ const cases: Case[] = [
     const payload = `{"iss":"${ext.url}","sub":"s","aud":"tvm","iat":${now()},"exp":${now() + 60},"__proto__":{"team":"admins"},"constructor":{"team":"x"}}`;
     const { CompactSign } = await import('jose');
     return new CompactSign(new TextEncoder().encode(payload)).setProtectedHeader({ alg: 'RS256', kid: ext.kid }).sign(ext.privateKey);
-  }, 403, 'access_denied'],
+  }, 401, 'invalid_token'],
   ['no team claim: no policy permits', async () => ext.mint({}), 403, 'access_denied'],
   ['claim value "*" into a placeholder', async () => ext.mint({ team: '*' }), 400, 'invalid_request'],
   ['claim value "?" into a placeholder', async () => ext.mint({ team: 'a?b' }), 400, 'invalid_request'],
