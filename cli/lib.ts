@@ -3,7 +3,8 @@
  * errors, and where the running local stack is.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Endpoints } from '../local/stack.js';
 
@@ -33,14 +34,51 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: s
 /** What `tvm dev` writes to `<data>/endpoints.json`. */
 export type LocalEndpoints = Endpoints;
 
-export function dataDir(env: NodeJS.ProcessEnv): string {
-  return resolve(env.TVM_DATA ?? '.tvm/dev');
+/** Where `tvm dev` keeps its data unless told otherwise (relative to the repository root). */
+export const DEFAULT_DATA = join('.tvm', 'dev');
+
+/**
+ * The per-user pointer to the last started local stack: `$XDG_STATE_HOME/tvm/local-stack.json`
+ * (default `~/.local/state/tvm/…`), `{"data", "pid", "api"}`. It holds no secret: the admin token
+ * stays in `<data>/endpoints.json` (0600).
+ */
+export function stackPointerFile(env: NodeJS.ProcessEnv): string {
+  const state = env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state');
+  return join(state, 'tvm', 'local-stack.json');
 }
 
-export function localEndpoints(env: NodeJS.ProcessEnv): LocalEndpoints | undefined {
-  const file = join(dataDir(env), 'endpoints.json');
-  if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, 'utf8')) as LocalEndpoints;
+export interface StackPointer {
+  data: string;
+  pid: number;
+  api: string;
+}
+
+function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The data folder of the running local stack: `$TVM_DATA`; else the nearest `.tvm/dev` holding an
+ * endpoints.json in this folder or one above it (so `cd docs && tvm leases` works); else the
+ * folder the per-user pointer names (the last started stack, from anywhere).
+ */
+export function dataDir(env: NodeJS.ProcessEnv, cwd = process.cwd()): string {
+  if (env.TVM_DATA) return resolve(cwd, env.TVM_DATA);
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, DEFAULT_DATA, 'endpoints.json'))) return join(dir, DEFAULT_DATA);
+    if (dirname(dir) === dir) break;
+  }
+  const pointer = readJson<StackPointer>(stackPointerFile(env));
+  if (pointer?.data && existsSync(join(pointer.data, 'endpoints.json'))) return pointer.data;
+  return resolve(cwd, DEFAULT_DATA);
+}
+
+export function localEndpoints(env: NodeJS.ProcessEnv, cwd = process.cwd()): LocalEndpoints | undefined {
+  return readJson<LocalEndpoints>(join(dataDir(env, cwd), 'endpoints.json'));
 }
 
 /** `--endpoint`, else `$TVM_ENDPOINT`, else the running local stack. */

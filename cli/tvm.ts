@@ -20,7 +20,7 @@ const USAGE = `usage: tvm <command> [options]
   policy check [--config F]                                validate config and policies
   policy eval --principal P --grant G [--context JSON]     explain a decision offline
   exec --grant G [vend options] -- CMD [ARGS…]             run CMD with credentials it never holds for long
-  agent --grant G --listen 127.0.0.1:PORT [--auth-token-file F]   the same, as a sidecar
+  agent --grant G --listen 127.0.0.1:PORT --auth-token-file F   the same, as a sidecar
 
 Run 'tvm <command> --help' for a command's options.
 `;

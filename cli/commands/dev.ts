@@ -1,14 +1,17 @@
 /** `tvm dev`: the local stack in one process, until SIGINT or SIGTERM. */
-import { resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { startLocalStack } from '../../local/stack.js';
 import { ConfigError } from '../../functions/shared/load-config.js';
-import { EXIT, parse, Refusal, UsageError, type Io } from '../lib.js';
+import { DEFAULT_DATA, EXIT, parse, Refusal, stackPointerFile, type StackPointer, UsageError, type Io } from '../lib.js';
 
 const HELP = `usage: tvm dev [--config F] [--port N] [--data DIR] [--ephemeral]
   --config F     config file (default $TVM_CONFIG or config/tvm.yaml)
   --port N       API port (default 8787; STS/IAM on N+1, DynamoDB on N+2; 0 = any free ports)
   --data DIR     where leases, keys and the emulator's state are kept (default .tvm/dev)
-  --ephemeral    keep leases, keys and emulator state in memory (endpoints.json is still written)
+  --ephemeral    keep leases, keys and emulator state in memory (endpoints.json goes to --data if
+                 given, else to a fresh temporary folder)
 `;
 
 export async function run(args: string[], io: Io): Promise<number> {
@@ -23,7 +26,11 @@ export async function run(args: string[], io: Io): Promise<number> {
   const port = values.port === undefined ? undefined : Number(values.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65533)) throw new UsageError('--port must be a port number');
   const configPath = values.config ?? io.env.TVM_CONFIG ?? 'config/tvm.yaml';
-  const dataDir = values.data ?? io.env.TVM_DATA ?? '.tvm/dev';
+  // An ephemeral stack without a folder of its own gets a fresh one for its endpoints.json, so two
+  // stacks never overwrite (or, stopping, delete) each other's file.
+  const given = values.data ?? (io.env.TVM_DATA || undefined);
+  const ownTemp = values.ephemeral && given === undefined ? mkdtempSync(join(tmpdir(), 'tvm-dev-')) : undefined;
+  const dataDir = ownTemp ?? given ?? DEFAULT_DATA;
   let stack;
   try {
     stack = await startLocalStack({
@@ -34,6 +41,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       logSink: (line) => io.out(`${line}\n`),
     });
   } catch (e) {
+    if (ownTemp) rmSync(ownTemp, { recursive: true, force: true });
     if (e instanceof ConfigError) throw new Refusal(`invalid config:\n${e.message}`);
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new Refusal(`a port is already in use (${(e as Error).message}); is tvm dev already running? try --port`);
     throw e;
@@ -66,12 +74,49 @@ Try, in another terminal:
 
 Stop with Ctrl-C.
 `);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-  io.err('tvm dev: stopping\n');
+  const pointer = stackPointerFile(io.env);
+  const mine: StackPointer = { data, pid: process.pid, api: ep.api };
+  try {
+    mkdirSync(dirname(pointer), { recursive: true, mode: 0o700 });
+    writeFileSync(`${pointer}.${process.pid}.tmp`, `${JSON.stringify(mine)}\n`, { mode: 0o600 });
+    renameSync(`${pointer}.${process.pid}.tmp`, pointer);
+  } catch (e) {
+    io.err(`tvm dev: cannot write ${pointer} (${(e as NodeJS.ErrnoException).code ?? 'failed'}); other folders will not find this stack\n`);
+  }
+  const why = await untilStopped();
+  io.err(`tvm dev: stopping (${why})\n`);
   await stack.close();
+  // The pointer goes only if it still names this stack (a later stack may have taken it over).
+  try {
+    const current = JSON.parse(readFileSync(pointer, 'utf8')) as StackPointer;
+    if (current.data === mine.data && current.pid === mine.pid) rmSync(pointer, { force: true });
+  } catch {
+    // gone already, or never written
+  }
+  if (ownTemp) rmSync(ownTemp, { recursive: true, force: true });
   return EXIT.ok;
+}
+
+/**
+ * Resolves on SIGINT or SIGTERM, or once the parent process is gone. Under `npm start`, npm hands
+ * SIGTERM to `sh`, which may exit without passing it on: the server would be orphaned (re-parented)
+ * and keep its ports. A changed `process.ppid` is that case.
+ */
+function untilStopped(): Promise<string> {
+  const parent = process.ppid;
+  return new Promise((resolve) => {
+    const done = (why: string) => {
+      clearInterval(watch);
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      resolve(why);
+    };
+    const onInt = () => done('SIGINT');
+    const onTerm = () => done('SIGTERM');
+    const watch = setInterval(() => {
+      if (process.ppid !== parent) done('its parent process exited');
+    }, 500);
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
 }

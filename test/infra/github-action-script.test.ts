@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ACTION_SCRIPT, parseCommandFile } from './action-helpers.js';
 
@@ -108,11 +109,13 @@ describe('vend action script', () => {
     expect(JSON.parse(vend.body)).toEqual({ grant: 'reports-read', durationSeconds: 1200, context: { task: 'deploy', environment: 'prod' } });
 
     const lines = r.stdout.split('\n');
+    expect(lines).toContain(`::add-mask::${CREDS.AccessKeyId}`);
     expect(lines).toContain(`::add-mask::${CREDS.SecretAccessKey}`);
     expect(lines).toContain(`::add-mask::${CREDS.SessionToken}`);
     expect(lines).toContain('::add-mask::oidc-token-for-sts.example');
     // Nothing secret printed except inside the mask commands.
     const unmasked = lines.filter((l) => !l.startsWith('::add-mask::')).join('\n');
+    expect(unmasked).not.toContain(CREDS.AccessKeyId);
     expect(unmasked).not.toContain(CREDS.SecretAccessKey);
     expect(unmasked).not.toContain(CREDS.SessionToken);
     expect(unmasked).not.toContain('oidc-token-for');
@@ -164,5 +167,52 @@ describe('vend action script', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('endpoint must be https');
     expect(seen).toEqual([]);
+  });
+
+  it('masks every credential before it writes anything', async () => {
+    const r = await run({});
+    const lines = r.stdout.split('\n');
+    const firstOther = lines.findIndex((l) => !l.startsWith('::add-mask::'));
+    for (const v of [CREDS.AccessKeyId, CREDS.SecretAccessKey, CREDS.SessionToken]) expect(lines.indexOf(`::add-mask::${v}`)).toBeLessThan(firstOther);
+  });
+
+  it('with export-env false, exports nothing to later steps and gives the credentials as outputs only', async () => {
+    const r = await run({ 'INPUT_EXPORT-ENV': 'false', 'INPUT_AWS-REGION': 'eu-west-1' });
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(dir, 'env'), 'utf8')).toBe('');
+    expect(parseCommandFile(readFileSync(join(dir, 'output'), 'utf8'))).toEqual({
+      'lease-id': 'lease-123',
+      'expires-at': CREDS.Expiration,
+      'role-arn': 'arn:aws:iam::123456789012:role/tvm/reports-read',
+      'aws-access-key-id': CREDS.AccessKeyId,
+      'aws-secret-access-key': CREDS.SecretAccessKey,
+      'aws-session-token': CREDS.SessionToken,
+    });
+    expect(parseCommandFile(readFileSync(join(dir, 'state'), 'utf8')).leaseId).toBe('lease-123');
+    expect(r.stdout.split('\n')).toContain(`::add-mask::${CREDS.AccessKeyId}`);
+  });
+
+  it('with export-env false and no output file, fails rather than put the credentials anywhere else', async () => {
+    const r = await run({ 'INPUT_EXPORT-ENV': 'false', GITHUB_OUTPUT: '' });
+    expect(r.code).toBe(1);
+    expect(readFileSync(join(dir, 'env'), 'utf8')).toBe('');
+  });
+});
+
+describe('vend action metadata (action.yml)', () => {
+  const action = parseYaml(readFileSync(join(dirname(ACTION_SCRIPT), 'action.yml'), 'utf8')) as {
+    branding?: { icon?: string; color?: string };
+    inputs: Record<string, { default?: string }>;
+    outputs: Record<string, unknown>;
+    runs: { main: string; post: string };
+  };
+  it('has branding, an export-env input defaulting to true, and the outputs the script writes', () => {
+    expect(action.branding).toEqual({ icon: expect.any(String), color: expect.any(String) });
+    expect(action.inputs['export-env'].default).toBe('true');
+    const script = readFileSync(ACTION_SCRIPT, 'utf8');
+    const written = [...script.matchAll(/appendCommandFile\('GITHUB_OUTPUT', '([a-z-]+)'/g)].map((m) => m[1]).sort();
+    expect(Object.keys(action.outputs).sort()).toEqual(written);
+    const read = [...script.matchAll(/input\('([a-z-]+)'/g)].map((m) => m[1]);
+    for (const name of read) expect(Object.keys(action.inputs), name).toContain(name);
   });
 });

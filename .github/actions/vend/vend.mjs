@@ -2,8 +2,9 @@
 // post step, revoke the lease. Node built-ins only (fetch, fs, crypto), so it runs as checked in.
 //
 // Main step: fetch the job's OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN, audience from the
-// `audience` input), POST /v1/vend, mask the secret key and session token, append the credentials
-// to $GITHUB_ENV, the lease id to $GITHUB_STATE and outputs to $GITHUB_OUTPUT.
+// `audience` input), POST /v1/vend, mask the key id, secret key and session token, append the
+// credentials to $GITHUB_ENV (or, with `export-env: false`, to the outputs only), the lease id to
+// $GITHUB_STATE and outputs to $GITHUB_OUTPUT.
 // Post step (GitHub sets STATE_*): fetch a fresh token, POST /v1/leases/{id}/revoke.
 import { randomUUID } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
@@ -123,26 +124,36 @@ async function main() {
   if (!lease.leaseId || !c.AccessKeyId || !c.SecretAccessKey || !c.SessionToken) {
     throw new ActionError('tvm vend: the answer has no credentials');
   }
-  // Mask before anything could print them.
+  // Mask before anything could print them (the key id too: it names the session in CloudTrail).
+  mask(c.AccessKeyId);
   mask(c.SecretAccessKey);
   mask(c.SessionToken);
+  const exportEnv = input('export-env').toLowerCase() !== 'false';
 
   // The lease id first, so the post step revokes even if exporting fails half way.
   appendCommandFile('GITHUB_STATE', 'leaseId', lease.leaseId);
   appendCommandFile('GITHUB_STATE', 'endpoint', api);
-  appendCommandFile('GITHUB_ENV', 'AWS_ACCESS_KEY_ID', c.AccessKeyId);
-  appendCommandFile('GITHUB_ENV', 'AWS_SECRET_ACCESS_KEY', c.SecretAccessKey);
-  appendCommandFile('GITHUB_ENV', 'AWS_SESSION_TOKEN', c.SessionToken);
-  if (c.Expiration) appendCommandFile('GITHUB_ENV', 'AWS_CREDENTIAL_EXPIRATION', c.Expiration);
   const region = input('aws-region');
-  if (region) {
-    appendCommandFile('GITHUB_ENV', 'AWS_REGION', region);
-    appendCommandFile('GITHUB_ENV', 'AWS_DEFAULT_REGION', region);
+  if (exportEnv) {
+    appendCommandFile('GITHUB_ENV', 'AWS_ACCESS_KEY_ID', c.AccessKeyId);
+    appendCommandFile('GITHUB_ENV', 'AWS_SECRET_ACCESS_KEY', c.SecretAccessKey);
+    appendCommandFile('GITHUB_ENV', 'AWS_SESSION_TOKEN', c.SessionToken);
+    if (c.Expiration) appendCommandFile('GITHUB_ENV', 'AWS_CREDENTIAL_EXPIRATION', c.Expiration);
+    if (region) {
+      appendCommandFile('GITHUB_ENV', 'AWS_REGION', region);
+      appendCommandFile('GITHUB_ENV', 'AWS_DEFAULT_REGION', region);
+    }
   }
-  if (process.env.GITHUB_OUTPUT) {
+  if (process.env.GITHUB_OUTPUT || !exportEnv) {
     appendCommandFile('GITHUB_OUTPUT', 'lease-id', lease.leaseId);
     appendCommandFile('GITHUB_OUTPUT', 'expires-at', lease.expiresAt ?? c.Expiration ?? '');
     appendCommandFile('GITHUB_OUTPUT', 'role-arn', lease.roleArn ?? '');
+    // Outputs only: the credentials go to this step's outputs (masked) instead of every later step's environment.
+    if (!exportEnv) {
+      appendCommandFile('GITHUB_OUTPUT', 'aws-access-key-id', c.AccessKeyId);
+      appendCommandFile('GITHUB_OUTPUT', 'aws-secret-access-key', c.SecretAccessKey);
+      appendCommandFile('GITHUB_OUTPUT', 'aws-session-token', c.SessionToken);
+    }
   }
   process.stdout.write(
     `tvm: lease ${lease.leaseId} for grant ${escapeData(lease.grant ?? grant)} (${escapeData(lease.roleArn ?? '')}) until ${escapeData(lease.expiresAt ?? c.Expiration ?? '?')}\n`,
