@@ -36,7 +36,7 @@ async function startDev(): Promise<Dev> {
   child.stdout!.on('data', (d) => out.push(String(d)));
   child.stderr!.on('data', (d) => out.push(String(d)));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 900; i++) {
     if (out.join('').includes('tvm dev is running') && existsSync(file) && readFileSync(file, 'utf8') !== before) return { child, out, exited };
     if (child.exitCode !== null) throw new Error(`tvm dev exited: ${out.join('')}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -81,7 +81,7 @@ describe('tvm dev', () => {
     // The service's own log lines never carry what it handed out.
     const logs = dev.out.join('');
     for (const secret of [vars.AWS_SECRET_ACCESS_KEY, vars.AWS_SESSION_TOKEN, readFileSync(tokenFile, 'utf8')]) expect(logs.includes(secret)).toBe(false);
-  });
+  }, 180_000);
 
   it('stops cleanly on SIGTERM and keeps the leases across a restart', async () => {
     dev!.child.kill('SIGTERM');
@@ -95,7 +95,7 @@ describe('tvm dev', () => {
     dev.child.kill('SIGINT');
     expect(await dev.exited).toBe(0);
     dev = undefined;
-  });
+  }, 180_000);
 });
 
 /** Waits (bounded) until `check` holds; answers whether it did. */
