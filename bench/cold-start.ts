@@ -1,18 +1,22 @@
 /**
- * 4: the cold-start proxy. Builds the vend handler bundle as the CDK does (esbuild, CommonJS,
- * platform node, minified, AWS SDK bundled, the cedar wasm copied beside it), then times fresh
- * `node` processes that require the bundle, build the runtime from the environment and answer
- * their first vend against the running local stack.
+ * 4: the cold start of the vend function as `cdk synth` emits it. Synthesizes the stack (the
+ * real construct, bundling on: node24 target, minified, its source map) from the running local
+ * stack's config, takes the vend asset from cdk.out, and times fresh `node` processes started as
+ * Lambda starts them: the asset as the task root, the template's environment (NODE_OPTIONS
+ * `--enable-source-maps` included), the SDK's AWS_ENDPOINT_URL_* pointing at the local stack.
+ * Also measured without `--enable-source-maps`, to price the source map.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { build } from 'esbuild';
-import { ENV } from '../functions/shared/env.js';
-import type { LocalStack } from '../local/stack.js';
+import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
+import { FUNCTION_NAMES } from '../infra/constructs/token-vending-machine.js';
+import { TvmStack } from '../infra/tvm-stack.js';
+import { TABLE, type LocalStack } from '../local/stack.js';
 import { httpEvent } from '../test/helpers/events.js';
+import { assetDirOf, functionAsset, PSEUDO_REFS, type CfnTemplate } from '../test/helpers/lambda-bundle.js';
 import { GRANT } from './floor-vs-vend.js';
 import { now, progress, round, summarize } from './stats.js';
 
@@ -35,16 +39,24 @@ export interface ColdStart {
    * that needs no network (no token: 401).
    */
   first_decision: ColdPhase;
+  /** The same without `--enable-source-maps` (the deployed NODE_OPTIONS removed). */
+  first_decision_no_source_maps: ColdPhase;
   /** Spawn → first vend answered 200: the above plus JWKS discovery and fetch, PutItem, AssumeRole, UpdateItem. */
   first_vend: ColdPhase;
+  /** index.js of the largest function bundle, and each function's. */
   bundle_js_kb: number;
+  bundles_js_kb: Record<string, number>;
+  /** The vend bundle's source map (shipped in the asset). */
+  source_map_kb: number;
   wasm_kb: number;
+  /** The deployed NODE_OPTIONS. */
+  node_options: string;
 }
 
 const HARNESS = `'use strict';
 const { performance } = require('node:perf_hooks');
 const boot = performance.now();
-const mod = require('./index.js');
+const mod = require(process.env.LAMBDA_TASK_ROOT + '/index.js');
 const required = performance.now();
 mod.handler(JSON.parse(process.env.BENCH_EVENT)).then((r) => {
   const done = performance.now();
@@ -53,23 +65,14 @@ mod.handler(JSON.parse(process.env.BENCH_EVENT)).then((r) => {
 }, (e) => { process.stdout.write('BENCH ' + JSON.stringify({ error: String(e && e.stack || e) }) + '\\n'); process.exit(1); });
 `;
 
-export async function buildVendBundle(outDir: string): Promise<{ jsBytes: number; wasmBytes: number }> {
-  const outfile = join(outDir, 'index.js');
-  await build({
-    entryPoints: ['functions/vend/handler.ts'],
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    // BENCH_COLD_NO_MINIFY=1: readable names in a cold-start CPU profile.
-    minify: !process.env.BENCH_COLD_NO_MINIFY,
-    outfile,
-    logLevel: 'error',
-  });
-  const require = createRequire(import.meta.url);
-  const wasm = join(dirname(require.resolve('@cedar-policy/cedar-wasm/nodejs')), 'cedar_wasm_bg.wasm');
-  copyFileSync(wasm, join(outDir, 'cedar_wasm_bg.wasm'));
-  return { jsBytes: statSync(outfile).size, wasmBytes: statSync(wasm).size };
+/** Synthesizes the stack into `outDir` (bundling on) and answers the template. */
+export function synthesize(config: LocalStack['config'], outDir: string): { template: CfnTemplate; vendId: string } {
+  const { local: _local, ...deployed } = config;
+  const app = new App({ outdir: outDir });
+  const stack = new TvmStack(app, 'Tvm', { config: deployed });
+  app.synth();
+  const template = JSON.parse(readFileSync(join(outDir, 'Tvm.template.json'), 'utf8')) as CfnTemplate;
+  return { template, vendId: stack.getLogicalId(stack.tvm.functions.vend.node.defaultChild as CfnFunction) };
 }
 
 function runOnce(dir: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ wall: number; child: Record<string, number> & { status?: number; error?: string } }> {
@@ -77,7 +80,7 @@ function runOnce(dir: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promis
     const t0 = now();
     // BENCH_CPU_PROF_DIR: write a CPU profile of each child there (to see where a cold start goes).
     const prof = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
-    const child = spawn(process.execPath, [...prof, 'harness.cjs'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...prof, join(dir, '..', 'harness.cjs')], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let settled = false;
@@ -104,29 +107,39 @@ function runOnce(dir: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promis
 }
 
 export async function coldStart(stack: LocalStack, opts: { runs: number }): Promise<ColdStart> {
-  const dir = mkdtempSync(join(tmpdir(), 'tvm-bench-bundle-'));
-  progress(`cold start: bundling the vend handler into ${dir}`);
-  const { jsBytes, wasmBytes } = await buildVendBundle(dir);
-  writeFileSync(join(dir, 'harness.cjs'), HARNESS);
-  // The compiled config as the CDK bundles it, with the local stack's issuer URL.
-  const configFile = join(dir, 'tvm-config.json');
-  writeFileSync(configFile, JSON.stringify(stack.config));
+  const root = mkdtempSync(join(tmpdir(), 'tvm-bench-cold-'));
+  progress(`cold start: synthesizing the stack into ${root}/cdk.out`);
+  const outDir = join(root, 'cdk.out');
+  const { template, vendId } = synthesize(stack.config, outDir);
+  const refs: Record<string, string> = { ...PSEUDO_REFS };
+  for (const [id, r] of Object.entries(template.Resources)) if (r.Type === 'AWS::DynamoDB::Table') refs[id] = TABLE;
+  const vend = functionAsset(template, outDir, vendId, refs);
+  // The asset as Lambda unpacks it: its own folder, the harness outside it.
+  const dir = join(root, 'task');
+  cpSync(vend.dir, dir, { recursive: true });
+  writeFileSync(join(root, 'harness.cjs'), HARNESS);
+  const bundles: Record<string, number> = {};
+  for (const [id, r] of Object.entries(template.Resources)) {
+    if (r.Type !== 'AWS::Lambda::Function' || !r.Properties.Code?.S3Key) continue;
+    const name = FUNCTION_NAMES.find((n) => id.startsWith(`Tvm${n[0].toUpperCase()}${n.slice(1)}Function`)) ?? id;
+    bundles[name] = round(statSync(join(assetDirOf(template, outDir, id), 'index.js')).size / 1024, 1);
+  }
+  const mapBytes = statSync(join(dir, 'index.js.map')).size;
+  const wasmBytes = readdirSync(dir).includes('cedar_wasm_bg.wasm') ? statSync(join(dir, 'cedar_wasm_bg.wasm')).size : 0;
   const creds = stack.runtime.settings.credentials!;
   const baseEnv: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
-    HOME: dir,
+    HOME: root,
+    ...vend.env,
+    LAMBDA_TASK_ROOT: dir,
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: creds.accessKeyId,
     AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    [ENV.config]: configFile,
-    [ENV.table]: stack.runtime.table,
-    [ENV.dynamodbEndpoint]: stack.endpoints.dynamodb,
-    [ENV.stsEndpoint]: stack.endpoints.sts,
-    [ENV.iamEndpoint]: stack.endpoints.iam,
-    POWERTOOLS_SERVICE_NAME: 'tvm',
+    AWS_ENDPOINT_URL_DYNAMODB: stack.endpoints.dynamodb,
+    AWS_ENDPOINT_URL_STS: stack.endpoints.sts,
   };
-  const phase = async (name: string, event: (i: number) => Promise<object>, expect: number): Promise<ColdPhase> => {
+  const { NODE_OPTIONS: _deployed, ...noSourceMaps } = baseEnv;
+  const phase = async (name: string, event: (i: number) => Promise<object>, expect: number, env = baseEnv): Promise<ColdPhase> => {
     const walls: number[] = [];
     const boots: number[] = [];
     const requires: number[] = [];
@@ -135,7 +148,7 @@ export async function coldStart(stack: LocalStack, opts: { runs: number }): Prom
     // One run first, not counted: it brings the bundle and node into the page cache, as a Lambda's
     // code is local by the time its init starts.
     for (let i = 0; i < opts.runs + 1; i++) {
-      const r = await runOnce(dir, { ...baseEnv, BENCH_EVENT: JSON.stringify(await event(i)) }, 20_000);
+      const r = await runOnce(dir, { ...env, BENCH_EVENT: JSON.stringify(await event(i)) }, 20_000);
       if (r.child.error) throw new Error(`cold start (${name}): ${r.child.error}`);
       if (r.child.status !== expect) throw new Error(`cold start (${name}): answered ${r.child.status}, expected ${expect}`);
       if (i === 0) continue;
@@ -158,9 +171,11 @@ export async function coldStart(stack: LocalStack, opts: { runs: number }): Prom
   const vendEvent = (authorization?: string) =>
     httpEvent('POST /v1/vend', { headers: authorization ? { authorization } : {}, body: { grant: GRANT } });
   let firstDecision: ColdPhase;
+  let firstDecisionNoMaps: ColdPhase;
   let firstVend: ColdPhase;
   try {
     firstDecision = await phase('first decision', async () => vendEvent(), 401);
+    firstDecisionNoMaps = await phase('first decision, no source maps', async () => vendEvent(), 401, noSourceMaps);
     firstVend = await phase(
       'first vend',
       async (i) => vendEvent(`Bearer ${await stack.issuer.mint({ sub: `bench-cold-${i}`, claims: { team: 'analytics' } })}`),
@@ -168,13 +183,17 @@ export async function coldStart(stack: LocalStack, opts: { runs: number }): Prom
     );
   } finally {
     // Keep the bundle only when profiles were asked for (their frames point into it).
-    if (!process.env.BENCH_CPU_PROF_DIR) rmSync(dir, { recursive: true, force: true });
+    if (!process.env.BENCH_CPU_PROF_DIR) rmSync(root, { recursive: true, force: true });
   }
   return {
     runs: opts.runs,
     first_decision: firstDecision,
+    first_decision_no_source_maps: firstDecisionNoMaps,
     first_vend: firstVend,
-    bundle_js_kb: round(jsBytes / 1024, 1),
+    bundle_js_kb: Math.max(...Object.values(bundles)),
+    bundles_js_kb: bundles,
+    source_map_kb: round(mapBytes / 1024, 1),
     wasm_kb: round(wasmBytes / 1024, 1),
+    node_options: vend.env.NODE_OPTIONS ?? '',
   };
 }

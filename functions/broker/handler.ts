@@ -8,7 +8,7 @@ import { authenticate } from '../shared/authenticate.js';
 import { inEnvelope } from '../shared/envelope.js';
 import { header, rawBody, sourceIp, type HttpEvent, type HttpResult } from '../shared/http.js';
 import { contextSchema, parseRequest } from '../shared/request.js';
-import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
+import type { BrokerRuntime } from '../shared/runtime.js';
 import { vendorRuntime } from '../shared/vendor-runtime.js';
 
 /** The vendor path: from the raw (still encoded) path when it has the route's prefix, else the decoded `proxy`. */
@@ -19,7 +19,7 @@ export function vendorPath(event: HttpEvent, vendor: string): string {
   return `/${event.pathParameters?.proxy ?? ''}`;
 }
 
-export function createBrokerHandler(rt: Runtime) {
+export function createBrokerHandler(rt: BrokerRuntime) {
   return function brokerHandler(event: HttpEvent): Promise<HttpResult> {
     const vendor = event.pathParameters?.vendor ?? '';
     const method = (event.requestContext?.http?.method ?? 'GET').toUpperCase();
@@ -72,6 +72,3 @@ export function createBrokerHandler(rt: Runtime) {
     );
   };
 }
-
-let bound: ReturnType<typeof createBrokerHandler> | undefined;
-export const handler = (event: HttpEvent): Promise<HttpResult> => (bound ??= createBrokerHandler(lambdaRuntime()))(event);

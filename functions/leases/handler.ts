@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { PRINCIPAL_FORM, revokeLeases, type RevokeSelector } from '../core/revoke-bulk.js';
 import { revokeOwnLease, type RevokeDeps } from '../core/revoke-lease.js';
 import { parseRequest, plainText } from '../shared/request.js';
-import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
+import type { LeasesRuntime } from '../shared/runtime.js';
 
 const STATUSES: LeaseStatus[] = ['pending', 'active', 'revoked', 'expired', 'failed'];
 
@@ -77,11 +77,11 @@ export function selectorOf(body: z.infer<typeof adminRevokeSchema>): RevokeSelec
   return { all: true };
 }
 
-export function revokeDeps(rt: Runtime): RevokeDeps {
+export function revokeDeps(rt: LeasesRuntime): RevokeDeps {
   return { leases: rt.leases, revoker: rt.revoker, clock: rt.clock, audit: rt.audit, metrics: rt.metrics };
 }
 
-export type RouteHandler = (rt: Runtime, event: HttpEvent, record: Record<string, unknown>) => Promise<HttpResult>;
+export type RouteHandler = (rt: LeasesRuntime, event: HttpEvent, record: Record<string, unknown>) => Promise<HttpResult>;
 
 export const routes: Record<string, RouteHandler> = {
   async 'GET /v1/leases/{id}'(rt, event, record) {
@@ -125,7 +125,7 @@ export const routes: Record<string, RouteHandler> = {
   },
 };
 
-export function createLeasesHandler(rt: Runtime) {
+export function createLeasesHandler(rt: LeasesRuntime) {
   return function leasesHandler(event: HttpEvent): Promise<HttpResult> {
     return inEnvelope(rt, event, 'leases', (record) => {
       const route = routes[event.routeKey];
@@ -134,6 +134,3 @@ export function createLeasesHandler(rt: Runtime) {
     });
   };
 }
-
-let bound: ReturnType<typeof createLeasesHandler> | undefined;
-export const handler = (event: HttpEvent): Promise<HttpResult> => (bound ??= createLeasesHandler(lambdaRuntime()))(event);

@@ -20,7 +20,7 @@ import {
 } from '../core/rotate-vendor-key.js';
 import { adminIdentity, errorResult, header, json, rawBody, requestIdOf, type HttpEvent, type HttpResult } from '../shared/http.js';
 import { parseRequest } from '../shared/request.js';
-import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
+import type { RotateRuntime } from '../shared/runtime.js';
 import { vendorRuntime } from '../shared/vendor-runtime.js';
 
 export interface SecretsManagerRotationEvent {
@@ -52,7 +52,7 @@ function isHttpEvent(e: unknown): e is HttpEvent {
   return !!x && typeof x.routeKey === 'string' && !!(x.requestContext as Record<string, unknown> | undefined)?.http;
 }
 
-export function createRotateHandler(rt: Runtime) {
+export function createRotateHandler(rt: RotateRuntime) {
   /** Every vendor, one at a time; failures are recorded and counted, never thrown. */
   async function scheduled(): Promise<ScheduledRunResult> {
     const vr = vendorRuntime(rt);
@@ -160,6 +160,3 @@ export function createRotateHandler(rt: Runtime) {
     }
   };
 }
-
-let bound: ReturnType<typeof createRotateHandler> | undefined;
-export const handler = (event: unknown): Promise<unknown> => (bound ??= createRotateHandler(lambdaRuntime()))(event);

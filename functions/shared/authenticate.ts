@@ -3,8 +3,8 @@
  */
 import { verifyToken, type VerifiedToken } from '../core/verify-token.js';
 import { bearerToken, type HttpEvent } from './http.js';
-import type { Runtime } from './runtime.js';
+import type { Base, TokenParts } from './compose.js';
 
-export function authenticate(rt: Runtime, event: HttpEvent, allowRaw = false): Promise<VerifiedToken> {
+export function authenticate(rt: Pick<Base, 'config' | 'clock'> & TokenParts, event: HttpEvent, allowRaw = false): Promise<VerifiedToken> {
   return verifyToken({ issuers: rt.config.issuers, keys: rt.keys, clock: rt.clock, replay: rt.replay }, bearerToken(event, allowRaw));
 }

@@ -6,7 +6,7 @@
 import { TvmError } from '../core/errors.js';
 import type { AuditRecord } from '../core/ports.js';
 import { errorResult, requestIdOf, sourceIp, type HttpEvent, type HttpResult } from './http.js';
-import type { Runtime } from './runtime.js';
+import type { Base } from './compose.js';
 
 
 export interface EnvelopeOptions {
@@ -15,7 +15,7 @@ export interface EnvelopeOptions {
 }
 
 export async function inEnvelope(
-  rt: Pick<Runtime, 'logger' | 'audit' | 'metrics' | 'clock'>,
+  rt: Pick<Base, 'logger' | 'audit' | 'metrics' | 'clock'>,
   event: HttpEvent,
   auditType: string,
   work: (record: AuditRecord) => Promise<HttpResult>,

@@ -5,18 +5,12 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseDocument, isMap, isSeq, LineCounter } from 'yaml';
-import { configSchema, formatPath, type ConfigProblem, type TvmConfig } from '../core/config.js';
+import type { ConfigProblem, TvmConfig } from '../core/config.js';
 import { checkConfig } from '../core/check-config.js';
 import { validatePolicies } from '../adapters/cedar-policy.js';
+import { ConfigError, deepFreeze, loadCompiledConfig, schemaProblems } from './compiled-config.js';
 
-export class ConfigError extends Error {
-  readonly problems: ConfigProblem[];
-  constructor(problems: ConfigProblem[]) {
-    super(problems.map((p) => `${p.file}: ${p.path}: ${p.message}`).join('\n'));
-    this.name = 'ConfigError';
-    this.problems = problems;
-  }
-}
+export { ConfigError };
 
 const ID_ANNOTATION = /@id\s*\(\s*"((?:[^"\\]|\\.)*)"\s*\)/g;
 
@@ -79,61 +73,28 @@ function readCedar(dir: string, problems: ConfigProblem[]): TvmConfig['cedar'] {
  */
 export function loadConfig(path: string): Readonly<TvmConfig> {
   const file = resolve(path);
+  // The compiled form bundled by the CDK (the YAML's content plus the Cedar policies inline).
+  if (file.endsWith('.json')) return loadCompiledConfig(file);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
     throw new ConfigError([{ file, path: '(file)', message: 'cannot be read' }]);
   }
-  const problems: ConfigProblem[] = [];
-  let raw: unknown;
-  let compiledCedar: TvmConfig['cedar'] | undefined;
-  if (file.endsWith('.json')) {
-    // The compiled form bundled by the CDK: the YAML's content plus the Cedar policies inline.
-    try {
-      const parsed = JSON.parse(text) as Record<string, unknown>;
-      compiledCedar = parsed.cedar as TvmConfig['cedar'];
-      delete parsed.cedar;
-      delete parsed.source;
-      raw = parsed;
-    } catch (e) {
-      throw new ConfigError([{ file, path: '(file)', message: `is not valid JSON: ${(e as Error).message}` }]);
-    }
-  } else {
-    const lineCounter = new LineCounter();
-    const doc = parseDocument(text, { lineCounter, uniqueKeys: true });
-    if (doc.errors.length) {
-      throw new ConfigError(doc.errors.map((e) => ({ file, path: `line ${e.linePos?.[0].line ?? '?'}`, message: e.message.split('\n')[0] })));
-    }
-    if (!isMap(doc.contents) && !isSeq(doc.contents)) {
-      throw new ConfigError([{ file, path: '(root)', message: 'must be a YAML mapping' }]);
-    }
-    raw = doc.toJS();
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ConfigError(doc.errors.map((e) => ({ file, path: `line ${e.linePos?.[0].line ?? '?'}`, message: e.message.split('\n')[0] })));
   }
-  const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const message =
-        issue.code === 'unrecognized_keys' ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}` : issue.message;
-      problems.push({ file, path: formatPath(issue.path), message });
-    }
-    throw new ConfigError(problems);
+  if (!isMap(doc.contents) && !isSeq(doc.contents)) {
+    throw new ConfigError([{ file, path: '(root)', message: 'must be a YAML mapping' }]);
   }
-  const cedar = compiledCedar ?? readCedar(resolve(dirname(file), parsed.data.policies), problems);
-  const config: TvmConfig = { ...parsed.data, cedar, source: file };
+  const { data, problems } = schemaProblems(file, doc.toJS());
+  if (!data) throw new ConfigError(problems);
+  const cedar = readCedar(resolve(dirname(file), data.policies), problems);
+  const config: TvmConfig = { ...data, cedar, source: file };
   problems.push(...checkConfig(config));
-  // The compiled JSON is written by synth from a config that passed this same check in full; at a
-  // Lambda cold start the schema check stays, while the Cedar validation (~100 ms of wasm compile)
-  // is not repeated: preparsing the policies at init still refuses any that do not parse.
-  if (!problems.length && !compiledCedar) problems.push(...validatePolicies(config).problems);
+  if (!problems.length) problems.push(...validatePolicies(config).problems);
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
-}
-
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object') {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
 }

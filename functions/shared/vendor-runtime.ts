@@ -17,7 +17,7 @@ import { fetchVendorHttp, HttpVendorKeys, type ManagementSource } from '../adapt
 import { OpenAiVendorKeys } from '../adapters/openai-vendor.js';
 import { SecretsManagerStore } from '../adapters/secrets-manager-store.js';
 import { ENV } from './env.js';
-import type { Runtime } from './runtime.js';
+import type { Base } from './compose.js';
 
 export interface VendorSecretIds {
   /** The key secret tvm rotates: JSON `{"keyId", "key"}`, labels AWSCURRENT/AWSPENDING/AWSPREVIOUS. */
@@ -85,10 +85,10 @@ export function parseVendorSecrets(text: string | undefined): Record<string, Ven
   return parsed;
 }
 
-const built = new WeakMap<Runtime, VendorRuntime>();
+const built = new WeakMap<Base, VendorRuntime>();
 
 /** The vendor runtime of `rt`, built on first use. */
-export function vendorRuntime(rt: Runtime): VendorRuntime {
+export function vendorRuntime(rt: Base): VendorRuntime {
   let v = built.get(rt);
   if (!v) {
     v = createVendorRuntime(rt, rt.settings.vendors ?? {});
@@ -97,7 +97,7 @@ export function vendorRuntime(rt: Runtime): VendorRuntime {
   return v;
 }
 
-export function createVendorRuntime(rt: Runtime, settings: VendorRuntimeSettings): VendorRuntime {
+export function createVendorRuntime(rt: Base, settings: VendorRuntimeSettings): VendorRuntime {
   const vendors = rt.config.vendors;
   const secretIds = settings.secretIds ?? parseVendorSecrets(process.env[ENV.vendorSecrets]);
   const secrets =

@@ -7,7 +7,7 @@ import { NotFound } from '../core/errors.js';
 import { sweepLeases, type SweepReport } from '../core/sweep-leases.js';
 import { inEnvelope } from '../shared/envelope.js';
 import { adminIdentity, json, type HttpEvent, type HttpResult } from '../shared/http.js';
-import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
+import type { SweepRuntime } from '../shared/runtime.js';
 
 export const SWEEP_ROUTE = 'POST /v1/admin/sweep';
 
@@ -18,7 +18,7 @@ function isHttpEvent(event: unknown): event is HttpEvent {
   return !!event && typeof event === 'object' && typeof (event as HttpEvent).routeKey === 'string';
 }
 
-export function createSweepHandler(rt: Runtime) {
+export function createSweepHandler(rt: SweepRuntime) {
   const run = (context?: Pick<Context, 'getRemainingTimeInMillis'>) =>
     sweepLeases(
       { leases: rt.leases, revoker: rt.revoker, clock: rt.clock, audit: rt.audit, metrics: rt.metrics },
@@ -41,7 +41,3 @@ export function createSweepHandler(rt: Runtime) {
     });
   };
 }
-
-let bound: ReturnType<typeof createSweepHandler> | undefined;
-export const handler = (event: unknown, context?: Context): Promise<HttpResult | SweepReport> =>
-  (bound ??= createSweepHandler(lambdaRuntime()))(event, context);

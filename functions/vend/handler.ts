@@ -7,9 +7,9 @@ import { authenticate } from '../shared/authenticate.js';
 import { inEnvelope } from '../shared/envelope.js';
 import { json, jsonBody, sourceIp, type HttpEvent, type HttpResult } from '../shared/http.js';
 import { containerRequestFromQuery, parseRequest, vendBodySchema } from '../shared/request.js';
-import { lambdaRuntime, type Runtime } from '../shared/runtime.js';
+import type { VendRuntime } from '../shared/runtime.js';
 
-export function createVendHandler(rt: Runtime) {
+export function createVendHandler(rt: VendRuntime) {
   return function vendHandler(event: HttpEvent): Promise<HttpResult> {
     const container = event.routeKey === 'GET /v1/credentials/{grant}';
     return inEnvelope(
@@ -66,6 +66,3 @@ function containerAnswer({ lease, credentials: c }: VendResult): HttpResult {
     AccountId: lease.roleArn.split(':')[4],
   });
 }
-
-let bound: ReturnType<typeof createVendHandler> | undefined;
-export const handler = (event: HttpEvent): Promise<HttpResult> => (bound ??= createVendHandler(lambdaRuntime()))(event);

@@ -41,11 +41,15 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { TvmConfig } from '../../functions/core/config.js';
 import { parseDurationSeconds } from '../../functions/core/vendor-config.js';
+import { compiledConfigJson } from '../../functions/shared/compiled-config.js';
 import { DEFAULT_DENY_POLICY_NAME, ENV } from '../../functions/shared/env.js';
 
 /** The functions tvm deploys, by the folder of their handler under `functions/`. */
 export const FUNCTION_NAMES = ['vend', 'leases', 'broker', 'sweep', 'rotate'] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
+
+/** The functions that decide with Cedar (and so carry its .wasm); sweep and rotate do not. */
+export const USES_CEDAR: readonly FunctionName[] = ['vend', 'leases', 'broker'];
 
 /** The GSIs the lease store queries. */
 export const INDEXES = {
@@ -59,15 +63,15 @@ export const INDEXES = {
 export const METRICS_NAMESPACE = 'tvm';
 export const SERVICE_NAME = 'tvm';
 
-/** Where the bundled config sits in each function (Lambda unpacks the asset in /var/task). */
-export const BUNDLED_CONFIG_PATH = '/var/task/tvm-config.json';
+/** Where the bundled config sits in each function: relative to the task root, where Lambda unpacks the asset. */
+export const BUNDLED_CONFIG_PATH = 'tvm-config.json';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface TokenVendingMachineProps {
   /** The loaded tvm.yaml (`loadConfig`), bundled into every function as JSON. */
   readonly config: TvmConfig;
-  /** The folder holding `<name>/handler.ts` for each function. @default the repository's `functions/` */
+  /** The folder holding `<name>/lambda.ts` (the Lambda entry) for each function. @default the repository's `functions/` */
   readonly functionsDir?: string;
   /**
    * Roles vend may assume and leases/sweep may put the deny policy on, beyond the configured
@@ -229,16 +233,16 @@ export class TokenVendingMachine extends Construct {
     const denyPolicyName = props.denyPolicyName ?? DEFAULT_DENY_POLICY_NAME;
     const extraEnv: Record<FunctionName, Record<string, string>> = {
       vend: {},
-      leases: { [ENV.denyPolicyName]: denyPolicyName },
+      leases: { [ENV.denyPolicyName]: denyPolicyName, [ENV.account]: Aws.ACCOUNT_ID },
       broker: { [ENV.vendorSecrets]: vendorSecretsEnv },
-      sweep: { [ENV.denyPolicyName]: denyPolicyName },
+      sweep: { [ENV.denyPolicyName]: denyPolicyName, [ENV.account]: Aws.ACCOUNT_ID },
       rotate: { [ENV.vendorSecrets]: vendorSecretsEnv },
     };
 
     const functions = {} as Record<FunctionName, NodejsFunction>;
     const roles = {} as Record<FunctionName, Role>;
     for (const name of FUNCTION_NAMES) {
-      const entry = join(functionsDir, name, 'handler.ts');
+      const entry = join(functionsDir, name, 'lambda.ts');
       const suffix = pascal(name);
       const logGroup = new LogGroup(this, `${suffix}Logs`, { retention, removalPolicy: RemovalPolicy.RETAIN });
       const role = new Role(this, `${suffix}Role`, {
@@ -276,6 +280,9 @@ export class TokenVendingMachine extends Construct {
           sourceMap: true,
           bundleAwsSDK: true,
           externalModules: [],
+          // The SDK's ES modules, so esbuild keeps only the commands a function sends (its
+          // CommonJS build carries every command of every client it imports).
+          mainFields: ['module', 'main'],
           commandHooks: {
             beforeBundling: () => [],
             beforeInstall: () => [],
@@ -283,7 +290,7 @@ export class TokenVendingMachine extends Construct {
             // cedar-wasm loads its .wasm from beside the CommonJS bundle.
             afterBundling: (_inputDir: string, outputDir: string) => [
               `cp ${shellQuote(configFile)} ${shellQuote(join(outputDir, 'tvm-config.json'))}`,
-              `cp ${shellQuote(wasmFile)} ${shellQuote(join(outputDir, 'cedar_wasm_bg.wasm'))}`,
+              ...(USES_CEDAR.includes(name) ? [`cp ${shellQuote(wasmFile)} ${shellQuote(join(outputDir, 'cedar_wasm_bg.wasm'))}`] : []),
             ],
           },
         },
@@ -603,7 +610,7 @@ export function secretsManagerBackstopDays(every: string): number {
 
 /** Writes the config JSON the functions load, named by its content so synths stay stable. */
 function writeBundledConfig(config: TvmConfig): string {
-  const json = JSON.stringify(config);
+  const json = compiledConfigJson(config);
   const dir = join(tmpdir(), 'tvm-cdk');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `tvm-config-${createHash('sha256').update(json).digest('hex').slice(0, 16)}.json`);

@@ -14,8 +14,7 @@ const dir = mkdtempSync(join(tmpdir(), 'tvm-synth-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('config at synth', () => {
-  it('`cdk synth` of config/tvm.yaml succeeds offline, cdk-nag clean, in under a minute', () => {
-    const started = Date.now();
+  it('`cdk synth` of config/tvm.yaml succeeds offline, cdk-nag clean', () => {
     const out = spawnSync(join(ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '--quiet', '--output', join(dir, 'good')], {
       cwd: ROOT,
       encoding: 'utf8',
@@ -24,7 +23,6 @@ describe('config at synth', () => {
     });
     expect(out.stderr).not.toMatch(/AwsSolutions-/);
     expect(out.status).toBe(0);
-    expect(Date.now() - started).toBeLessThan(60_000);
     const template = JSON.parse(readFileSync(join(dir, 'good', 'Tvm.template.json'), 'utf8')) as { Resources: Record<string, { Type: string }> };
     expect(Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(5);
   }, 150_000);

@@ -89,7 +89,7 @@ describe('functions', () => {
       });
       expect(fn.Properties.Environment.Variables).toMatchObject({
         TVM_TABLE: ref(stack.tvm.table),
-        TVM_CONFIG: '/var/task/tvm-config.json',
+        TVM_CONFIG: 'tvm-config.json',
         POWERTOOLS_SERVICE_NAME: 'tvm',
         POWERTOOLS_METRICS_NAMESPACE: 'tvm',
       });
