@@ -218,3 +218,29 @@ describe('tvm agent (a process)', () => {
     expect(b.code).toBe(2);
   });
 });
+
+describe('examples/eks/report-agent-sidecar.yaml', () => {
+  it('runs `tvm agent` with flags it accepts, and the app container points at its port and auth file', async () => {
+    const { parseAllDocuments } = await import('yaml');
+    const docs = parseAllDocuments(readFileSync('examples/eks/report-agent-sidecar.yaml', 'utf8')).map((d) => d.toJS());
+    const pod = docs.find((d) => d.kind === 'Deployment').spec.template.spec;
+    const sidecar = pod.initContainers.find((c: { name: string }) => c.name === 'tvm-agent');
+    expect(sidecar.restartPolicy).toBe('Always');
+    const args = sidecar.args as string[];
+    expect(args[0]).toBe('agent');
+    const { parseArgs } = await import('node:util');
+    const { EXEC_OPTIONS } = await import('../../cli/commands/exec.js');
+    const { listenPort } = await import('../../cli/commands/agent.js');
+    const { values } = parseArgs({ args: args.slice(1), options: { ...EXEC_OPTIONS, listen: { type: 'string' }, 'auth-token-file': { type: 'string' } }, strict: true });
+    const port = listenPort(values.listen as string);
+    const app = pod.containers[0];
+    const env = Object.fromEntries(app.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    expect(env.AWS_CONTAINER_CREDENTIALS_FULL_URI).toBe(`http://127.0.0.1:${port}/credentials`);
+    expect(env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE).toBe(values['auth-token-file']);
+    // The OIDC token is mounted into the sidecar only.
+    const tokenVolume = pod.volumes.find((v: { projected?: unknown }) => v.projected).name;
+    expect(app.volumeMounts.map((m: { name: string }) => m.name)).not.toContain(tokenVolume);
+    expect(sidecar.volumeMounts.map((m: { name: string }) => m.name)).toContain(tokenVolume);
+    expect(values['token-file']).toMatch(new RegExp(`^${sidecar.volumeMounts.find((m: { name: string }) => m.name === tokenVolume).mountPath}/`));
+  });
+});
