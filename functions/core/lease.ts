@@ -78,11 +78,13 @@ const SOURCE_IDENTITY = /^[\w+=,.@-]{2,64}$/;
 
 /**
  * A stable `SourceIdentity` for a principal in AWS's character set: the principal itself
- * (with its '|' as '.') where it fits, else the issuer name and a digest of the principal.
+ * (`<issuer>.<sub>`) where it fits, else `<issuer, first 20>=<digest of the principal>`. The two
+ * forms cannot meet: an issuer name is `[a-z0-9-]+`, so the first character after it is '.' in
+ * the plain form and '=' in the digest form — a `sub` that spells a digest stays plain.
  */
 export function sourceIdentityFor(issuer: string, sub: string): string {
   const plain = `${issuer}.${sub}`;
   if (SOURCE_IDENTITY.test(plain)) return plain;
   const digest = createHash('sha256').update(`${issuer}|${sub}`).digest('hex').slice(0, 40);
-  return `${issuer.slice(0, 20)}.${digest}`;
+  return `${issuer.slice(0, 20)}=${digest}`;
 }

@@ -161,8 +161,10 @@ describe('dueAt and isExpired', () => {
 describe('identifiers', () => {
   it.each([
     ['dev', 'agent-1', 'dev.agent-1'],
-    ['github', 'repo:acme/app:ref:refs/heads/main', 'github.2159f391fcd708a8569e4db9a68563e266d16039'],
-    ['dev', 'a|b', 'dev.b6ec8ec3346acf995b42605cd1a0ac086974f383'],
+    ['github', 'repo:acme/app:ref:refs/heads/main', 'github=2159f391fcd708a8569e4db9a68563e266d16039'],
+    ['dev', 'a|b', 'dev=b6ec8ec3346acf995b42605cd1a0ac086974f383'],
+    // A sub that spells another principal's digest stays in the plain form: the two never meet.
+    ['dev', 'b6ec8ec3346acf995b42605cd1a0ac086974f383', 'dev.b6ec8ec3346acf995b42605cd1a0ac086974f383'],
   ])('sourceIdentityFor(%s, %s) = %s', (issuer, sub, want) => {
     expect(sourceIdentityFor(issuer, sub)).toBe(want);
   });
@@ -177,8 +179,44 @@ describe('identifiers', () => {
     );
   });
 
+  const issuerName = fc.stringMatching(/^[a-z0-9-]{1,40}$/);
+  const anySub = fc.oneof(fc.string({ minLength: 1, maxLength: 80, unit: 'grapheme' }), fc.stringMatching(/^[\w+=,.@|/:-]{1,70}$/));
+
+  it('two principals never share a SourceIdentity, even when one sub spells the other\'s identity', () => {
+    fc.assert(
+      fc.property(issuerName, anySub, (issuer, sub) => {
+        const id = sourceIdentityFor(issuer, sub);
+        // The attack: read the identity back as a plain `<issuer>.<sub>` (issuer names hold no
+        // '.'), and as `<issuer>.<tail>` for every '.' in it; any principal that maps to the same
+        // identity must be this one.
+        for (let at = id.indexOf('.'); at > 0; at = id.indexOf('.', at + 1)) {
+          const other: [string, string] = [id.slice(0, at), id.slice(at + 1)];
+          if (!/^[a-z0-9-]+$/.test(other[0]) || other[1] === '') continue;
+          if (sourceIdentityFor(...other) === id) expect(other).toEqual([issuer, sub]);
+        }
+        // And with the issuer truncated to 20, as the digest form does.
+        const eq = id.indexOf('=');
+        if (eq > 0 && /^[0-9a-f]{40}$/.test(id.slice(eq + 1)) && !id.slice(0, eq).includes('.')) {
+          expect(sourceIdentityFor(id.slice(0, eq), id.slice(eq + 1))).not.toBe(id);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('is injective over a small space where collisions would show (fast-check pairs)', () => {
+    const subs = fc.oneof(fc.constantFrom('a', 'a.b', 'x/y', 'a|b', 'b.a'), fc.string({ minLength: 1, maxLength: 6, unit: fc.constantFrom('a', '.', '/', '|', '0') }));
+    fc.assert(
+      fc.property(fc.constantFrom('a', 'a-b', 'dev'), subs, fc.constantFrom('a', 'a-b', 'dev'), subs, (i1, s1, i2, s2) => {
+        fc.pre(i1 !== i2 || s1 !== s2);
+        expect(sourceIdentityFor(i1, s1)).not.toBe(sourceIdentityFor(i2, s2));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
   it('a long issuer name still fits', () => {
-    expect(sourceIdentityFor('i'.repeat(60), 'x/y')).toMatch(/^i{20}\.[0-9a-f]{40}$/);
+    expect(sourceIdentityFor('i'.repeat(60), 'x/y')).toMatch(/^i{20}=[0-9a-f]{40}$/);
   });
 
   it('session names carry the lease id and fit STS', () => {

@@ -194,3 +194,20 @@ describe('control characters in sub are refused (they would rewrite what an admi
     expect([r.status, r.error, r.event?.reason]).toEqual([400, 'invalid_request', 'bad_field']);
   });
 });
+
+describe('a sub that spells another principal\'s digest SourceIdentity', () => {
+  it('gets its own SourceIdentity, so revoking one by principal cannot reach the other', async () => {
+    const long = 'repo:acme/app:ref:refs/heads/main';
+    const a = await stack.vend({ grant: 'reports-read' }, await stack.mintToken({ team: 'analytics' }, { sub: long }));
+    expect(a.status).toBe(200);
+    const first = (await stack.runtime.leases.get(a.body.leaseId))!;
+    const spelled = first.sourceIdentity.slice('dev'.length + 1); // the digest, as a literal sub
+    const b = await stack.vend({ grant: 'reports-read' }, await stack.mintToken({ team: 'analytics' }, { sub: spelled }));
+    expect(b.status).toBe(200);
+    const second = (await stack.runtime.leases.get(b.body.leaseId))!;
+    expect(second.principal).not.toBe(first.principal);
+    expect(second.sourceIdentity).not.toBe(first.sourceIdentity);
+    expect(first.sourceIdentity).toMatch(/^[\w+=,.@-]{2,64}$/);
+    expect(second.sourceIdentity).toBe(`dev.${spelled}`);
+  });
+});
