@@ -39,6 +39,7 @@ export async function inEnvelope(
     }
     return answer;
   } finally {
+    if (status === 401) rt.metrics.count('TokenRejected');
     options.finish?.(record, status);
     rt.audit.event(auditType, { ...record, status, durationMs: rt.clock.now() - started });
     rt.metrics.flush();

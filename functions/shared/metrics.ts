@@ -7,6 +7,8 @@ import { Metrics as PowertoolsMetrics, MetricUnit } from '@aws-lambda-powertools
 export type MetricName =
   | 'VendIssued'
   | 'VendDenied'
+  /** A 401 on any route: a token that did not verify (the denial-spike alarm counts these). */
+  | 'TokenRejected'
   | 'VendErrors'
   | 'RevocationFallback'
   | 'SweepErrors'
@@ -22,9 +24,19 @@ export interface Metrics {
 
 export function createMetrics(): Metrics {
   const m = new PowertoolsMetrics({ namespace: 'tvm', serviceName: 'tvm' });
+  let pending = 0;
   return {
-    count: (name, value = 1) => m.addMetric(name, MetricUnit.Count, value),
-    flush: () => m.publishStoredMetrics(),
+    count: (name, value = 1) => {
+      m.addMetric(name, MetricUnit.Count, value);
+      pending++;
+    },
+    // Powertools warns "No application metrics to publish" on an empty flush: a request that
+    // counted nothing writes nothing.
+    flush: () => {
+      if (pending === 0) return;
+      pending = 0;
+      m.publishStoredMetrics();
+    },
   };
 }
 

@@ -206,13 +206,17 @@ export class TokenVendingMachine extends Construct {
     this.vendorSecrets = {};
     for (const vendor of config.vendors) {
       const suffix = pascal(vendor.name);
+      // Retained with the stack's deletion: the keys they hold stay live at the vendor until
+      // someone revokes them, and the management credential was set by hand.
       const key = new Secret(this, `Vendor${suffix}Key`, {
         description: `tvm: ${vendor.name} API key (rotated by tvm, used only through the broker)`,
         encryptionKey: this.key,
+        removalPolicy: RemovalPolicy.RETAIN,
       });
       const management = new Secret(this, `Vendor${suffix}Management`, {
         description: `tvm: ${vendor.name} management credential (creates and revokes keys; set by an operator)`,
         encryptionKey: this.key,
+        removalPolicy: RemovalPolicy.RETAIN,
       });
       Validations.of(management).acknowledge({
         id: 'AwsSolutions-SMG4',
@@ -496,6 +500,19 @@ export class TokenVendingMachine extends Construct {
 
     // ---- alarms and dashboard --------------------------------------------------------------
     this.alarmTopic = new Topic(this, 'AlarmTopic', { displayName: 'tvm alarms', masterKey: this.key, enforceSSL: true });
+    // A topic policy replaces SNS's default one: without this Allow, CloudWatch may not publish.
+    this.alarmTopic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.alarmTopic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+          ArnLike: { 'aws:SourceArn': `arn:${Aws.PARTITION}:cloudwatch:${Aws.REGION}:${Aws.ACCOUNT_ID}:alarm:*` },
+        },
+      }),
+    );
     this.key.grant(new ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
     const action = new SnsAction(this.alarmTopic);
     const metric = (metricName: string, statistic = 'Sum') =>
@@ -523,7 +540,13 @@ export class TokenVendingMachine extends Construct {
     alarm('VendErrorRateAlarm', vendErrorRate, 5, 'More than 5% of vend requests answered 5xx (at least 10 requests in 5 minutes).', 2);
     alarm(
       'VendDenialsSpikeAlarm',
-      metric('VendDenied'),
+      // Policy denials and rejected tokens (401: bad, expired or foreign tokens, i.e. probing).
+      new MathExpression({
+        expression: 'denied + rejected',
+        usingMetrics: { denied: metric('VendDenied'), rejected: metric('TokenRejected') },
+        period: Duration.minutes(5),
+        label: 'denials and rejected tokens',
+      }),
       props.denialsSpikeThreshold ?? 50,
       'Vend denials spiked: a misconfigured workload, or someone probing with tokens.',
     );
