@@ -3,7 +3,7 @@
  * or ISO), output formats (table, json, ndjson, csv) with token-derived text escaped, and paging
  * through an admin route's `next` cursor without ever truncating silently.
  */
-import { adminCall, printable, refusalOf, UsageError, type Io } from './lib.js';
+import { adminCall, jsonText, printable, refusalOf, UsageError, type Io } from './lib.js';
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -74,8 +74,8 @@ function csvCell(s: string): string {
 
 /** Prints `rows` in `format`; table and csv cells are escaped text (no control characters reach the terminal). */
 export function printRows<T>(io: Io, format: Format, rows: T[], columns: Column<T>[]): void {
-  if (format === 'json') return io.out(`${JSON.stringify(rows, null, 2)}\n`);
-  if (format === 'ndjson') return io.out(rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  if (format === 'json') return io.out(`${jsonText(rows, 2)}\n`);
+  if (format === 'ndjson') return io.out(rows.map((r) => `${jsonText(r)}\n`).join(''));
   const cells = rows.map((r) => columns.map((c) => printable(c.value(r) ?? '')));
   if (format === 'csv') {
     io.out([columns.map((c) => c.title.toLowerCase()), ...cells].map((line) => `${line.map(csvCell).join(',')}\n`).join(''));

@@ -178,7 +178,8 @@ export async function call(url: string, init: RequestInit): Promise<ApiAnswer> {
 /** An error answer as one line: `access_denied: Access is denied. (request 1234)`. */
 export function refusalOf(answer: ApiAnswer): Refusal {
   const { error, message, requestId } = answer.body as Record<string, string>;
-  return new Refusal(`${error ?? `HTTP ${answer.status}`}: ${message ?? 'request failed'}${requestId ? ` (request ${requestId})` : ''}`);
+  const line = `${error ?? `HTTP ${answer.status}`}: ${message ?? 'request failed'}${requestId ? ` (request ${requestId})` : ''}`;
+  return new Refusal(printable(String(line)));
 }
 
 /**
@@ -186,5 +187,21 @@ export function refusalOf(answer: ApiAnswer): Refusal {
  * (C0, DEL, C1, and the bidi overrides) shown as `\u{…}` escapes.
  */
 export function printable(s: string): string {
-  return s.replace(/[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+  return s.replace(UNPRINTABLE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}
+
+const UNPRINTABLE = /[\p{Cc}\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+
+/** A POSIX shell word that is exactly `s` when sourced: single-quoted, each `'` as `'\''`. */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * JSON for a terminal: `JSON.stringify` escapes C0 controls but leaves DEL, C1 (`\u009b` is a
+ * CSI) and bidi controls raw; this writes them as `\uXXXX` too, so the text is the same JSON.
+ */
+export function jsonText(value: unknown, space?: number): string {
+  // C0 inside strings is already escaped; outside them JSON holds only its own newlines.
+  return JSON.stringify(value, null, space).replace(/[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`);
 }

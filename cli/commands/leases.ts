@@ -1,6 +1,6 @@
 /** `tvm leases` / `tvm leases show ID`: admin views of leases and their history, never silently truncated. */
 import { fetchPages, formatArg, limitArg, noteMore, printRows, timeArg, type Column } from '../format.js';
-import { adminCall, endpoint, EXIT, parse, printable, refusalOf, UsageError, type Io } from '../lib.js';
+import { adminCall, endpoint, EXIT, jsonText, parse, printable, refusalOf, UsageError, type Io } from '../lib.js';
 
 const HELP = `usage: tvm leases [--principal P] [--grant G] [--issuer I] [--task T] [--status S] [--since D] [--until D]
                   [--limit N | --all] [--format table|json|ndjson|csv] [--endpoint URL]
@@ -49,13 +49,13 @@ function showLease(io: Io, l: LeaseView): void {
     // shown as stored
   }
   io.out(
-    `lease      ${l.leaseId}\nstatus     ${l.status}\nprincipal  ${p(l.principal)}\ngrant      ${l.grant}\n` +
+    `lease      ${p(l.leaseId)}\nstatus     ${p(l.status)}\nprincipal  ${p(l.principal)}\ngrant      ${p(l.grant)}\n` +
       `issued     ${l.issuedAt}\nexpires    ${l.expiresAt}\n` +
       (l.revokedAt ? `revoked    ${l.revokedAt} by ${p(l.revokedBy ?? '?')} (${p(l.revokeReason ?? '')})\n` : '') +
-      `access key ${l.accessKeyId ?? '-'}\ndecided by ${l.decision.join(', ') || '-'}\ncontext    ${p(JSON.stringify(l.context))}\n` +
+      `access key ${p(l.accessKeyId ?? '-')}\ndecided by ${p(l.decision.join(', ') || '-')}\ncontext    ${p(JSON.stringify(l.context))}\n` +
       `tags       ${l.sessionTags ? p(Object.entries(l.sessionTags).map(([k, v]) => `${k}=${v}`).join(' ')) : '-'}\n` +
       `session policy${policy ? `\n${p(policy).replace(/^/gm, '  ')}` : ' -'}\nhistory\n` +
-      l.events.map((e) => `  ${e.at}  ${e.type.padEnd(10)} ${p(e.by ?? '')}${e.reason ? `  (${p(e.reason)})` : ''}${e.detail?.fallback ? '  [fallback]' : ''}\n`).join(''),
+      l.events.map((e) => `  ${p(e.at)}  ${p(e.type).padEnd(10)} ${p(e.by ?? '')}${e.reason ? `  (${p(e.reason)})` : ''}${e.detail?.fallback ? '  [fallback]' : ''}\n`).join(''),
   );
 }
 
@@ -88,7 +88,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     const answer = await adminCall(`${base}/v1/admin/leases/${encodeURIComponent(id)}`, {}, io.env);
     if (answer.status !== 200) throw refusalOf(answer);
     const l = answer.body as unknown as LeaseView;
-    if (format === 'json') io.out(`${JSON.stringify(l, null, 2)}\n`);
+    if (format === 'json') io.out(`${jsonText(l, 2)}\n`);
     else showLease(io, l);
     return EXIT.ok;
   }

@@ -1,5 +1,5 @@
 /** `tvm vend`: exchange the workload's token for credentials, printed as JSON, env or credential_process. */
-import { call, endpoint, EXIT, parse, refusalOf, UsageError, workloadToken, type Io } from '../lib.js';
+import { call, endpoint, EXIT, parse, refusalOf, shellQuote, UsageError, workloadToken, type Io } from '../lib.js';
 
 const HELP = `usage: tvm vend --grant G [--endpoint URL] [--token-file F] [--duration S] [--task T] [--tool T]
                 [--sensitivity S] [--environment E] [--format json|env|credential-process]
@@ -53,10 +53,9 @@ export async function vend(args: string[], io: Io, forcedFormat?: string): Promi
   const c = v.credentials;
   if (format === 'json') io.out(`${JSON.stringify(answer.body, null, 2)}\n`);
   else if (format === 'env') {
-    io.out(
-      `export AWS_ACCESS_KEY_ID=${c.AccessKeyId}\nexport AWS_SECRET_ACCESS_KEY=${c.SecretAccessKey}\nexport AWS_SESSION_TOKEN=${c.SessionToken}\n` +
-        `export AWS_CREDENTIAL_EXPIRATION=${c.Expiration}\nexport TVM_LEASE_ID=${v.leaseId}\n`,
-    );
+    // Users `source` this: every value is one quoted shell word, whatever the answer held.
+    const vars = { AWS_ACCESS_KEY_ID: c.AccessKeyId, AWS_SECRET_ACCESS_KEY: c.SecretAccessKey, AWS_SESSION_TOKEN: c.SessionToken, AWS_CREDENTIAL_EXPIRATION: c.Expiration, TVM_LEASE_ID: v.leaseId };
+    io.out(Object.entries(vars).map(([k, val]) => `export ${k}=${shellQuote(String(val))}\n`).join(''));
   } else {
     io.out(`${JSON.stringify({ Version: 1, AccessKeyId: c.AccessKeyId, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration })}\n`);
   }
