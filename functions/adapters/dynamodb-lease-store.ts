@@ -325,4 +325,5 @@ export class DynamoLeaseStore implements LeaseStore {
   listLive(cursor?: string, limit = 100): Promise<{ leases: Lease[]; cursor?: string }> {
     return this.pageDue(undefined, cursor, limit);
   }
+
 }

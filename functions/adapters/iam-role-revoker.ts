@@ -25,6 +25,7 @@ import {
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
   addDenyEntries,
+  DenyPolicyFull,
   DenyPolicyNoRoom,
   type DenyState,
   denyPolicyChars,
@@ -39,9 +40,10 @@ import {
   sessionEntryChars,
   SESSIONS_STATEMENT_CHARS,
   PRUNE_MARGIN_SECONDS,
+  ROLE_SCOPE,
 } from '../core/deny-policy.js';
 import { Throttled, TvmError, UpstreamUnavailable } from '../core/errors.js';
-import type { Clock, DenyEntry, DenyOutcome, PruneOutcome, RoleRevoker } from '../core/ports.js';
+import type { Clock, DenyEntry, DenyOutcome, DenyScope, PruneOutcome, RoleRevoker } from '../core/ports.js';
 
 /** The `due` index partition that holds deny records (lease shards are `due#0`…`due#15`). */
 export const DENY_DUE_SHARD = 'deny';
@@ -103,7 +105,7 @@ export class IamRoleRevoker implements RoleRevoker {
     return Math.floor(this.options.clock.now() / 1000);
   }
 
-  async deny(roleArn: string, entries: DenyEntry[]): Promise<DenyOutcome> {
+  async deny(roleArn: string, entries: DenyEntry[], scope: DenyScope = ROLE_SCOPE): Promise<DenyOutcome> {
     let budget = await this.cachedBudget(roleArn);
     let fast = await this.tryAtomicAdd(roleArn, entries, budget);
     if (fast === undefined && (await this.createIfMissing(roleArn))) fast = await this.tryAtomicAdd(roleArn, entries, budget);
@@ -118,16 +120,17 @@ export class IamRoleRevoker implements RoleRevoker {
       }
     }
     for (let round = 0; ; round++) {
-      let fallback = false;
+      let engaged: Pick<DenyOutcome, 'fallback' | 'fallbackKind' | 'fallbackIssuedBefore'> = { fallback: false };
       const record = await this.update(roleArn, (state) => {
         let r;
         try {
-          r = addDenyEntries(state, entries, this.nowEpoch(), budget);
+          r = addDenyEntries(state, entries, this.nowEpoch(), budget, scope);
         } catch (e) {
           if (e instanceof DenyPolicyNoRoom) throw new UpstreamUnavailable('deny_policy_no_room', { roleArn, budget: e.budget, needed: e.needed });
+          if (e instanceof DenyPolicyFull) throw new UpstreamUnavailable('deny_policy_full', { roleArn, budget: e.budget, needed: e.needed, scope });
           throw e;
         }
-        fallback = r.fallback;
+        engaged = r.fallback ? { fallback: true, fallbackKind: r.fallbackKind, fallbackIssuedBefore: r.fallbackIssuedBefore } : { fallback: false };
         return r.unchanged ? undefined : r.state;
       });
       try {
@@ -143,8 +146,8 @@ export class IamRoleRevoker implements RoleRevoker {
       }
       const state = record.state;
       return {
-        fallback,
         ...(state.fallback ? { fallbackIssuedBefore: state.fallback.issuedBefore } : {}),
+        ...engaged,
         policyChars: denyPolicyChars(state),
       };
     }
@@ -203,7 +206,7 @@ export class IamRoleRevoker implements RoleRevoker {
     values[':due'] = Math.min(...sessions.map((e) => e.expiresAt)) + PRUNE_MARGIN_SECONDS;
     sessions.forEach((e, i) => {
       names[`#n${i}`] = e.sessionName;
-      values[`:e${i}`] = { expiresAt: e.expiresAt, issued: e.issued };
+      values[`:e${i}`] = { expiresAt: e.expiresAt, issued: e.issued, ...(e.sourceIdentity ? { source: e.sourceIdentity } : {}) };
       sets.push(`#sessions.#n${i} = :e${i}`);
       conds.push(`attribute_not_exists(#sessions.#n${i})`);
     });

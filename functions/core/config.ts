@@ -9,6 +9,10 @@ import { NAME, vendorSchema } from './vendor-config.js';
 export const MIN_DURATION_SECONDS = 900;
 export const MAX_DURATION_SECONDS = 3600;
 
+/** Default per-principal vend rate: 120 a minute (one every half second, sustained). */
+export const DEFAULT_VENDS_PER_WINDOW = 120;
+export const DEFAULT_RATE_WINDOW_SECONDS = 60;
+
 const LOCAL_HTTP = /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?(\/|$)/;
 
 const issuerUrl = z
@@ -73,6 +77,8 @@ export const grantSchema = z
       .default({ default: 900, max: 3600 }),
     sessionPolicy: policyDocumentSchema,
     sessionTags: z.record(z.string().regex(/^[\w.:/=+@-]{1,128}$/, 'tag key'), z.string().max(256)).optional(),
+    /** More live (pending or active, unexpired) leases than this for one principal on this grant → 429. */
+    maxLiveLeasesPerPrincipal: z.number().int().min(1).max(10_000).optional(),
   })
   .strict();
 
@@ -86,6 +92,17 @@ export const configSchema = z
       .object({
         retentionDays: z.number().int().min(1).max(3650).default(90),
         pendingTimeoutSeconds: z.number().int().min(30).max(3600).default(300),
+        /**
+         * Vends one principal may make per window, all grants together (fixed windows; more → 429).
+         * Bounds what one workload can make tvm do, IAM writes of its revocations included.
+         */
+        ratePerPrincipal: z
+          .object({
+            vends: z.number().int().min(1).max(1_000_000).default(DEFAULT_VENDS_PER_WINDOW),
+            windowSeconds: z.number().int().min(1).max(3600).default(DEFAULT_RATE_WINDOW_SECONDS),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),

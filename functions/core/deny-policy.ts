@@ -11,12 +11,16 @@
  *   20 characters shorter than the `StringEquals` form, so more entries fit the 10,240 budget.
  * - all of a principal's sessions on a role: `StringEquals aws:SourceIdentity` AND
  *   `DateLessThan aws:TokenIssueTime` = the revocation time, so the principal can vend again.
- * - the fallback: `DateLessThan aws:TokenIssueTime` alone, for every session of the role issued
- *   before the time it engaged.
+ * - the fallbacks, when the entries would not fit (after pruning what has expired):
+ *   - for a workload's own revocation (scope `principal`): that principal's session entries are
+ *     folded into its `SourceIdentity` + `TokenIssueTime` entry, which kills only its own sessions
+ *     issued before now — no workload can revoke another's credentials by filling the policy;
+ *   - for an admin (scope `role`): `DateLessThan aws:TokenIssueTime` alone, for every session of
+ *     the role issued before the time it engaged.
  * Every entry carries its expiry (epoch seconds) in the state, which tvm keeps in DynamoDB; the
  * sweep prunes entries once their sessions have expired anyway.
  */
-import type { DenyEntry } from './ports.js';
+import type { DenyEntry, DenyScope } from './ports.js';
 
 /** IAM's aggregate size of a role's inline policies, in characters, whitespace not counted. */
 export const INLINE_POLICY_BUDGET = 10_240;
@@ -32,6 +36,8 @@ export interface SessionDeny {
   expiresAt: number;
   /** The session is known to have been issued before the entry was added. */
   issued: boolean;
+  /** The session's `SourceIdentity` (its principal), so a principal fallback can fold it. */
+  source?: string;
 }
 
 export interface SourceDeny {
@@ -191,10 +197,28 @@ export class DenyPolicyNoRoom extends Error {
   }
 }
 
+/**
+ * A workload's own revocation cannot fit, even with its own sessions folded into one entry: the
+ * room is held by other principals' entries, which a workload may not trade for their sessions.
+ */
+export class DenyPolicyFull extends Error {
+  constructor(readonly budget: number, readonly needed: number) {
+    super(`the deny policy needs ${needed} characters of ${budget} even with the principal's sessions folded`);
+    this.name = 'DenyPolicyFull';
+  }
+}
+
+/** The scope an admin (or tvm itself) acts with: the role-wide fallback is allowed. */
+export const ROLE_SCOPE: DenyScope = { kind: 'role' };
+
 export interface AddResult {
   state: DenyState;
-  /** The fallback engaged (or moved forward) in this call. */
+  /** A fallback engaged (or moved forward) in this call. */
   fallback: boolean;
+  /** Which one: every session of the role, or one principal's sessions (`fallbackSource`). */
+  fallbackKind?: 'role' | 'principal';
+  /** Epoch seconds: the engaged fallback denies sessions issued before it. */
+  fallbackIssuedBefore?: number;
   /** Nothing changed: every entry was already there. */
   unchanged: boolean;
 }
@@ -202,8 +226,9 @@ export interface AddResult {
 function mergeEntry(state: DenyState, entry: DenyEntry): boolean {
   if (entry.kind === 'session') {
     const cur = state.sessions[entry.sessionName];
-    const next = { expiresAt: Math.max(cur?.expiresAt ?? 0, entry.expiresAt), issued: (cur?.issued ?? false) || entry.issued };
-    if (cur && cur.expiresAt === next.expiresAt && cur.issued === next.issued) return false;
+    const source = cur?.source ?? entry.sourceIdentity;
+    const next: SessionDeny = { expiresAt: Math.max(cur?.expiresAt ?? 0, entry.expiresAt), issued: (cur?.issued ?? false) || entry.issued, ...(source ? { source } : {}) };
+    if (cur && cur.expiresAt === next.expiresAt && cur.issued === next.issued && cur.source === next.source) return false;
     state.sessions[entry.sessionName] = next;
     return true;
   }
@@ -215,14 +240,36 @@ function mergeEntry(state: DenyState, entry: DenyEntry): boolean {
 }
 
 /**
- * Adds entries to a state, pruning what has expired. When the result would not fit in `budget`
- * characters, every entry whose session is known to exist now is replaced by one
- * `DateLessThan aws:TokenIssueTime` = now (merged with an earlier fallback); sessions that may not
- * exist yet (pending leases) keep their own entries as long as they fit.
- * @throws DenyPolicyNoRoom when even the fallback alone exceeds the budget.
+ * Folds one principal's issued session entries into its `SourceIdentity` entry denying every
+ * session of it issued before `cutoff`. Its sessions that may not exist yet (pending) keep
+ * their own entries.
+ */
+function foldPrincipal(state: DenyState, source: string, cutoff: number): DenyState {
+  const next = clone(state);
+  const cur = next.sources[source];
+  let expiresAt = cur?.expiresAt ?? 0;
+  for (const [name, s] of Object.entries(next.sessions)) {
+    if (s.source !== source || !s.issued) continue;
+    expiresAt = Math.max(expiresAt, s.expiresAt);
+    delete next.sessions[name];
+  }
+  next.sources[source] = { issuedBefore: Math.max(cutoff, cur?.issuedBefore ?? 0), expiresAt };
+  return next;
+}
+
+/**
+ * Adds entries to a state, pruning what has expired first. Only when the result would still not
+ * fit in `budget` characters does a fallback engage, by `scope`:
+ * - `principal` (a workload's own revocation): that principal's issued sessions are folded into
+ *   one `SourceIdentity` + `TokenIssueTime` = now entry; if even that cannot fit,
+ *   `DenyPolicyFull` — never another principal's sessions;
+ * - `role` (an admin, the sweep): every entry whose session is known to exist now is replaced by
+ *   one `DateLessThan aws:TokenIssueTime` = now (merged with an earlier fallback); sessions that
+ *   may not exist yet (pending leases) keep their own entries as long as they fit.
+ * @throws DenyPolicyNoRoom when even the role fallback alone exceeds the budget; DenyPolicyFull (principal scope).
  * @example addDenyEntries(emptyDenyState(), [{ kind: 'session', sessionName: 'tvm-L…', expiresAt, issued: true }], now, 10_240)
  */
-export function addDenyEntries(state: DenyState, entries: DenyEntry[], nowEpoch: number, budget: number): AddResult {
+export function addDenyEntries(state: DenyState, entries: DenyEntry[], nowEpoch: number, budget: number, scope: DenyScope = ROLE_SCOPE): AddResult {
   const pruned = pruneDenyState(state, nowEpoch);
   const next = pruned.state;
   let changed = pruned.entriesRemoved > 0 || pruned.fallbackDropped;
@@ -233,6 +280,13 @@ export function addDenyEntries(state: DenyState, entries: DenyEntry[], nowEpoch:
   if (denyPolicyChars(next) <= budget) return { state: next, fallback: false, unchanged: !changed };
 
   const cutoff = issuedBeforeCutoff(nowEpoch);
+  if (scope.kind === 'principal') {
+    const folded = foldPrincipal(next, scope.sourceIdentity, cutoff);
+    const needed = denyPolicyChars(folded);
+    if (needed > budget) throw new DenyPolicyFull(budget, needed);
+    return { state: folded, fallback: true, fallbackKind: 'principal', fallbackIssuedBefore: folded.sources[scope.sourceIdentity].issuedBefore, unchanged: false };
+  }
+
   let until = next.fallback?.expiresAt ?? 0;
   const kept: DenyState = { sessions: {}, sources: {} };
   for (const [name, s] of Object.entries(next.sessions)) {
@@ -249,7 +303,7 @@ export function addDenyEntries(state: DenyState, entries: DenyEntry[], nowEpoch:
     const needed = denyPolicyChars(kept);
     if (needed > budget) throw new DenyPolicyNoRoom(budget, needed);
   }
-  return { state: kept, fallback: true, unchanged: false };
+  return { state: kept, fallback: true, fallbackKind: 'role', fallbackIssuedBefore: kept.fallback.issuedBefore, unchanged: false };
 }
 
 /** Characters one more session adds to a sessions statement that exists: `,"*:<name>"`. */

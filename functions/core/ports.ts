@@ -111,6 +111,15 @@ export interface LeaseStore {
   listLive(cursor?: string, limit?: number): Promise<{ leases: Lease[]; cursor?: string }>;
 }
 
+/** Fixed-window counters (the per-principal rate). */
+export interface RateLimiter {
+  /**
+   * Counts one request against `key` in the window of `windowSeconds` that holds `nowEpoch`.
+   * Answers false, counting nothing, when that window already holds `max`.
+   */
+  take(key: string, max: number, windowSeconds: number, nowEpoch: number): Promise<boolean>;
+}
+
 /** Single-use token guard: accepts each key once until `expiresAtEpoch`. */
 export interface ReplayGuard {
   /** Resolves true the first time, false on a replay. */
@@ -187,13 +196,25 @@ export interface IdGenerator {
  * pending lease), which a `TokenIssueTime` fallback must not be trusted to cover.
  */
 export type DenyEntry =
-  | { kind: 'session'; sessionName: string; expiresAt: number; issued: boolean }
+  | { kind: 'session'; sessionName: string; expiresAt: number; issued: boolean; sourceIdentity?: string }
   | { kind: 'source'; sourceIdentity: string; issuedBefore: number; expiresAt: number };
 
+/**
+ * Who a deny acts for. `role`: an admin or tvm itself, which may fall back to denying every
+ * session of the role. `principal`: a workload revoking its own lease, which may fall back only
+ * to denying its own sessions (that `SourceIdentity`).
+ */
+export type DenyScope = { kind: 'role' } | { kind: 'principal'; sourceIdentity: string };
+
 export interface DenyOutcome {
-  /** True when this call replaced the role's entries with the `aws:TokenIssueTime` fallback. */
+  /** True when this call engaged (or moved) a fallback. */
   fallback: boolean;
-  /** Epoch seconds: sessions issued before it are denied by the fallback (when one is in force). */
+  /** Which fallback this call engaged: every session of the role, or the scope's principal's. */
+  fallbackKind?: 'role' | 'principal';
+  /**
+   * Epoch seconds: sessions issued before it are denied by the fallback (for `role`, also when
+   * an earlier role fallback is in force).
+   */
   fallbackIssuedBefore?: number;
   /** The deny policy's size after the call (characters, whitespace not counted). */
   policyChars: number;
@@ -208,12 +229,16 @@ export interface PruneOutcome {
 
 /**
  * The tvm-owned deny policy on grant roles. Writes are read-modify-write guarded: concurrent
- * calls on one role never lose each other's entries. A call never fails for lack of room: the
- * `aws:TokenIssueTime` fallback takes over.
+ * calls on one role never lose each other's entries. An admin's call never fails for lack of
+ * room (the `aws:TokenIssueTime` fallback takes over); a workload's own call falls back only to its
+ * own sessions, and fails (`deny_policy_full`) when even that cannot fit.
  */
 export interface RoleRevoker {
-  /** Adds entries to the role's deny policy (idempotent: an entry already present is kept once). */
-  deny(roleArn: string, entries: DenyEntry[]): Promise<DenyOutcome>;
+  /**
+   * Adds entries to the role's deny policy (idempotent: an entry already present is kept once).
+   * `scope` (default `role`) bounds the fallback; a workload's own revocation passes `principal`.
+   */
+  deny(roleArn: string, entries: DenyEntry[], scope?: DenyScope): Promise<DenyOutcome>;
   /** Removes entries (and the fallback) whose sessions have all expired by `nowEpoch`. */
   prune(roleArn: string, nowEpoch: number): Promise<PruneOutcome>;
   /** Roles whose deny policy has something to prune by `dueBy` (epoch s), paged through an index. */

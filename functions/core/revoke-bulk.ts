@@ -9,8 +9,8 @@
 import type { TvmConfig } from './config.js';
 import { issuedBeforeCutoff } from './deny-policy.js';
 import { InvalidRequest, NotFound } from './errors.js';
-import type { DenyEntry, Lease, LeaseQuery } from './ports.js';
-import { epochOf, noteFallback, recordRevocation, revokeLease, type RevokeActor, type RevokeDeps, sessionDenyFor } from './revoke-lease.js';
+import type { DenyEntry, DenyOutcome, Lease, LeaseQuery } from './ports.js';
+import { epochOf, noteFallback, recordFallbackKills, recordRevocation, revokeLease, type RevokeActor, type RevokeDeps, sessionDenyFor } from './revoke-lease.js';
 
 export type RevokeSelector =
   | { leaseId: string }
@@ -137,6 +137,8 @@ export async function revokeLeases(
   const leaseIds: string[] = [];
   const failed: RevokeFailure[] = [];
   const fallbackRoles = new Set<string>();
+  /** Per role, the latest fallback: the leases it killed are recorded once every page is done. */
+  const fallbackOutcomes = new Map<string, DenyOutcome>();
   let next: string | undefined;
   do {
     const page = await deps.leases.page({ ...query, limit: pageSize, next });
@@ -166,7 +168,7 @@ export async function revokeLeases(
       const unrecorded: string[] = [];
       await forEachLimited(leases, concurrency, async (lease) => {
         try {
-          const r = await recordRevocation(deps, lease, actor, out.fallback ? { fallback: true } : {});
+          const r = await recordRevocation(deps, lease, actor, out.fallback ? { fallback: out.fallbackKind ?? 'role' } : {});
           if (r.changed) leaseIds.push(lease.leaseId);
         } catch {
           // Denied on the role but not recorded: its credentials no longer work; the sweep settles the record.
@@ -174,8 +176,11 @@ export async function revokeLeases(
         }
       });
       if (unrecorded.length) failed.push({ roleArn, leaseIds: unrecorded, reason: 'record_failed' });
+      if (out.fallback) fallbackOutcomes.set(roleArn, out);
     }
   } while (next);
+  // After the pages: the leases the selector names are recorded with the admin's reason first.
+  for (const [roleArn, out] of fallbackOutcomes) await recordFallbackKills(deps, roleArn, out, actor);
   const result: BulkRevokeResult = {
     revoked: options.dryRun ? 0 : leaseIds.length,
     leaseIds,

@@ -6,9 +6,9 @@
  * the last run stopped, and a rerun after a complete run finds nothing to do.
  */
 import { forEachLimited } from './revoke-bulk.js';
-import { noteFallback, recordRevocation, type RevokeDeps, sessionDenyFor } from './revoke-lease.js';
+import { noteFallback, recordFallbackKills, recordRevocation, type RevokeDeps, sessionDenyFor } from './revoke-lease.js';
 import { isExpired, transition } from './lease.js';
-import type { Lease } from './ports.js';
+import type { DenyOutcome, Lease } from './ports.js';
 
 export interface SweepOptions {
   /** Leases per page of the due index. */
@@ -135,9 +135,10 @@ async function settle(
   const byRole = new Map<string, Lease[]>();
   for (const l of pending) byRole.set(l.roleArn, [...(byRole.get(l.roleArn) ?? []), l]);
   for (const [roleArn, leases] of byRole) {
+    let out: DenyOutcome;
     try {
       // The STS session may exist (a crash between STS and the lease update): deny it first.
-      const out = await deps.revoker.deny(roleArn, leases.map(sessionDenyFor));
+      out = await deps.revoker.deny(roleArn, leases.map(sessionDenyFor));
       if (out.fallback) noteFallback(deps, roleArn, out.fallbackIssuedBefore, { by: SWEEP_ACTOR.by, leases: leases.length });
     } catch (e) {
       failed('settle_deny', e, { roleArn, leases: leases.length });
@@ -153,5 +154,6 @@ async function settle(
         failed('settle', e, { leaseId: lease.leaseId });
       }
     });
+    await recordFallbackKills(deps, roleArn, out, SWEEP_ACTOR).catch((e) => failed('settle_fallback', e, { roleArn }));
   }
 }

@@ -4,10 +4,11 @@
  */
 import type { GrantConfig, TvmConfig } from './config.js';
 import { MAX_DURATION_SECONDS, MIN_DURATION_SECONDS } from './config.js';
-import { AccessDenied, InvalidRequest, TvmError, UpstreamUnavailable } from './errors.js';
+import { AccessDenied, InvalidRequest, Throttled, TvmError, UpstreamUnavailable } from './errors.js';
 import { sessionNameFor, sourceIdentityFor } from './lease.js';
+import { allLeases } from './lease-pages.js';
 import { principalOf, requireAllow } from './decision.js';
-import type { AuditRecord, AuthzRequest, Clock, CredentialIssuer, IdGenerator, IssuedCredentials, Lease, LeaseStore, PolicyEngine, RequestContext } from './ports.js';
+import type { AuditRecord, AuthzRequest, Clock, CredentialIssuer, IdGenerator, IssuedCredentials, Lease, LeaseStore, PolicyEngine, RateLimiter, RequestContext } from './ports.js';
 import { renderSessionPolicy, renderSessionTags } from './render-session-policy.js';
 import type { VerifiedToken } from './verify-token.js';
 
@@ -18,6 +19,8 @@ export interface VendDeps {
   credentials: CredentialIssuer;
   clock: Clock;
   ids: IdGenerator;
+  /** The per-principal vend rate (`leases.ratePerPrincipal`). */
+  rates: RateLimiter;
 }
 
 export interface VendRequest {
@@ -60,6 +63,24 @@ export function vendAuthzRequest(who: Pick<VerifiedToken, 'issuer' | 'iss' | 'su
 }
 
 /**
+ * What one principal may make tvm do: its vend rate (all grants), then its live leases on the
+ * grant (`maxLiveLeasesPerPrincipal`). Checked after the policy decision, so a caller no policy
+ * permits learns nothing from a 429.
+ * @throws Throttled `principal_rate` or `max_live_leases`.
+ */
+export async function checkLimits(deps: VendDeps, principal: string, grant: GrantConfig): Promise<void> {
+  const nowMs = deps.clock.now();
+  const { vends, windowSeconds } = deps.config.leases.ratePerPrincipal;
+  if (!(await deps.rates.take(`vend#${principal}`, vends, windowSeconds, Math.floor(nowMs / 1000)))) {
+    throw new Throttled('principal_rate', { principal, vends, windowSeconds });
+  }
+  const max = grant.maxLiveLeasesPerPrincipal;
+  if (max === undefined) return;
+  const live = (await allLeases(deps.leases, { principal, grant: grant.name, live: true })).filter((l) => Date.parse(l.expiresAt) > nowMs);
+  if (live.length >= max) throw new Throttled('max_live_leases', { principal, grant: grant.name, live: live.length, max });
+}
+
+/**
  * Exchanges a verified token for credentials under `request.grant`.
  * @throws AccessDenied (policy or unknown grant), InvalidRequest (duration, placeholders, policy size),
  *   and the issuer's and store's mapped errors (429/403/503).
@@ -77,6 +98,7 @@ export async function vendCredentials(deps: VendDeps, request: VendRequest, reco
   const decision = deps.policy.decide(vendAuthzRequest(who, grant.name, durationSeconds, request.context, request.sourceIp));
   record.decision = decision.policyIds;
   requireAllow(decision);
+  await checkLimits(deps, who.principal, grant);
 
   const leaseId = deps.ids.leaseId();
   record.leaseId = leaseId;

@@ -9,8 +9,9 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import type { TvmConfig } from '../core/config.js';
-import type { Audit, Clock, KeyResolver, LeaseStore, ReplayGuard } from '../core/ports.js';
+import type { Audit, Clock, KeyResolver, LeaseStore, RateLimiter, ReplayGuard } from '../core/ports.js';
 import { DynamoLeaseStore } from '../adapters/dynamodb-lease-store.js';
+import { DynamoRateLimiter } from '../adapters/dynamodb-rate-limiter.js';
 import { DynamoReplayGuard } from '../adapters/dynamodb-replay-guard.js';
 import { createJwksKeyResolver, type JwksOptions } from '../adapters/jwks-keys.js';
 import { DEFAULT_DENY_POLICY_NAME } from './env.js';
@@ -60,6 +61,8 @@ export interface TokenParts {
 
 export interface LeaseParts {
   leases: LeaseStore;
+  /** The per-principal vend rate's counters (the same table). */
+  rates: RateLimiter;
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
@@ -102,7 +105,10 @@ export function tokenParts(base: Base): TokenParts {
 }
 
 export function leaseParts(base: Base): LeaseParts {
-  return { leases: new DynamoLeaseStore(base.ddb, base.table, { pendingTimeoutSeconds: base.config.leases.pendingTimeoutSeconds }) };
+  return {
+    leases: new DynamoLeaseStore(base.ddb, base.table, { pendingTimeoutSeconds: base.config.leases.pendingTimeoutSeconds }),
+    rates: new DynamoRateLimiter(base.ddb, base.table),
+  };
 }
 
 /**

@@ -27,7 +27,7 @@ export function createVendHandler(rt: VendRuntime) {
           request = { grant: body.grant, durationSeconds: body.durationSeconds, context: body.context ?? {} };
         }
         const result = await vendCredentials(
-          { config: rt.config, policy: rt.policy, leases: rt.leases, credentials: rt.credentials, clock: rt.clock, ids: rt.ids },
+          { config: rt.config, policy: rt.policy, leases: rt.leases, credentials: rt.credentials, clock: rt.clock, ids: rt.ids, rates: rt.rates },
           { who, ...request, sourceIp: sourceIp(event) },
           record,
         );

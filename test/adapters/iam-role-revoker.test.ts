@@ -11,7 +11,7 @@ import {
   PutRolePolicyCommand,
   type PutRolePolicyCommandInput,
 } from '@aws-sdk/client-iam';
-import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,13 +20,14 @@ import { INLINE_POLICY_BUDGET, issuedBeforeCutoff, policyChars, PRUNE_MARGIN_SEC
 import type { DenyEntry } from '../../functions/core/ports.js';
 import { ensureTable, startDynalite, type EmbeddedDynamo } from '../../local/dynamo.js';
 import { startStsIamEmulator, type StsIamEmulator } from '../../local/sts-iam-emulator.js';
+import { allowed } from '../helpers/evaluate.js';
 
 const ACCOUNT = '111122223333';
 const TVM = { accessKeyId: 'AKIATVMREVOKERTEST01', secretAccessKey: 'tvmRevokerSecret000000000000000000000000' };
 const POLICY = 'tvm-revocations';
 const TABLE = 'tvm-revoker-test';
 const roleArn = (n: string) => `arn:aws:iam::${ACCOUNT}:role/tvm/${n}`;
-const ROLES = ['one', 'fifty', 'overflow', 'prune', 'crowded', 'faults', 'source'];
+const ROLES = ['one', 'fifty', 'overflow', 'prune', 'crowded', 'faults', 'source', 'shared', 'after'];
 const ALLOW = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] };
 
 let em: StsIamEmulator;
@@ -58,15 +59,7 @@ async function vend(role: string, sourceIdentity = 'dev.alice'): Promise<{ sessi
   };
 }
 
-async function works(creds: Creds): Promise<boolean> {
-  try {
-    await stsc(creds).send(new GetCallerIdentityCommand({}));
-    return true;
-  } catch (e) {
-    if ((e as Error).name === 'AccessDenied') return false;
-    throw e;
-  }
-}
+const works = (creds: Creds) => allowed(em.url, creds, 's3:GetObject', 'arn:aws:s3:::reports/x');
 
 async function denyDoc(role: string): Promise<{ Statement: { Sid: string }[] } | undefined> {
   try {
@@ -78,7 +71,18 @@ async function denyDoc(role: string): Promise<{ Statement: { Sid: string }[] } |
   }
 }
 
-const entry = (v: { sessionName: string; expiresAt: number }): DenyEntry => ({ kind: 'session', sessionName: v.sessionName, expiresAt: v.expiresAt, issued: true });
+const entry = (v: { sessionName: string; expiresAt: number }, sourceIdentity?: string): DenyEntry => ({
+  kind: 'session',
+  sessionName: v.sessionName,
+  expiresAt: v.expiresAt,
+  issued: true,
+  ...(sourceIdentity ? { sourceIdentity } : {}),
+});
+const chunks = <T>(items: T[], n: number): T[][] => Array.from({ length: Math.ceil(items.length / n) }, (_, i) => items.slice(i * n, i * n + n));
+const synthetic = (prefix: string, i: number, expiresAt: number) => ({
+  sessionName: `tvm-L${String(i).padStart(26, prefix).replace(/\d/g, (d) => 'wxyz234567'[Number(d)])}`,
+  expiresAt,
+});
 
 beforeAll(async () => {
   em = await startStsIamEmulator({ roles: Object.fromEntries(ROLES.map((r) => [roleArn(r), ALLOW])), callerCredentials: TVM, now: clock.now });
@@ -129,12 +133,13 @@ describe('IamRoleRevoker', () => {
   it('falls back to TokenIssueTime when the entries would not fit, and the sweep prunes it after expiry', async () => {
     // Real sessions at both ends, synthetic session names in between (the same entry size).
     const first = await Promise.all(Array.from({ length: 5 }, () => vend('overflow')));
-    const middle = Array.from({ length: 310 }, (_, i) => ({ sessionName: `tvm-L${String(i).padStart(26, 'q').replace(/\d/g, (d) => 'wxyz234567'[Number(d)])}`, expiresAt: first[0].expiresAt }));
+    const middle = Array.from({ length: 310 }, (_, i) => synthetic('q', i, first[0].expiresAt));
     const last = await Promise.all(Array.from({ length: 5 }, () => vend('overflow')));
-    const sessions = [...first, ...middle, ...last];
+    // One call per real session, the synthetic ones ten at a time (the machine is shared).
+    const batches = [...first.map((s) => [s]), ...chunks(middle, 10), ...last.map((s) => [s])];
     let fallbacks = 0;
     const rv = revoker();
-    for (const s of sessions) if ((await rv.deny(roleArn('overflow'), [entry(s)])).fallback) fallbacks++;
+    for (const b of batches) if ((await rv.deny(roleArn('overflow'), b.map((s) => entry(s)))).fallback) fallbacks++;
     expect(fallbacks).toBe(1);
     const texts = JSON.stringify(await denyDoc('overflow'));
     expect(texts).toContain('TvmRevokedBefore');
@@ -178,6 +183,51 @@ describe('IamRoleRevoker', () => {
     for (const s of sessions) outs.push(await revoker().deny(roleArn('crowded'), [entry(s)]));
     expect(outs.filter((o) => o.fallback).length).toBeGreaterThanOrEqual(1);
     for (const s of sessions) expect(await works(s.creds)).toBe(false);
+  });
+
+  it("a workload's own revocations that overflow deny only its own sessions: another principal's session on the role keeps working", async () => {
+    const victim = await vend('shared', 'dev.victim');
+    const attackerOld = await vend('shared', 'dev.mallory');
+    const scope = { kind: 'principal' as const, sourceIdentity: 'dev.mallory' };
+    const rv = revoker();
+    const outs = [];
+    const startedAt = Math.floor(clock.now() / 1000);
+    // The attacker's revoked sessions (synthetic names, the same entry size), ten a call, until the room overflows.
+    const names = Array.from({ length: 320 }, (_, i) => synthetic('m', i, victim.expiresAt));
+    for (const b of chunks(names, 10)) outs.push(await rv.deny(roleArn('shared'), b.map((n) => entry(n, 'dev.mallory')), scope));
+    const fallbacks = outs.filter((o) => o.fallback);
+    expect(fallbacks).toHaveLength(1);
+    expect(fallbacks[0].fallbackKind).toBe('principal');
+    expect(fallbacks[0].fallbackIssuedBefore).toBeGreaterThanOrEqual(issuedBeforeCutoff(startedAt));
+    const doc = JSON.stringify(await denyDoc('shared'));
+    expect(doc).not.toContain('TvmRevokedBefore');
+    expect(await works(victim.creds)).toBe(true);
+    expect(await works(attackerOld.creds)).toBe(false);
+    // A second later the attacker can vend again; its new session works until revoked by name.
+    skewMs += 2000;
+    const fresh = await vend('shared', 'dev.mallory');
+    expect(await works(fresh.creds)).toBe(true);
+    await rv.deny(roleArn('shared'), [entry(fresh, 'dev.mallory')], scope);
+    expect(await works(fresh.creds)).toBe(false);
+    expect(await works(victim.creds)).toBe(true);
+  });
+
+  it.each([
+    ['role', undefined],
+    ['principal', { kind: 'principal' as const, sourceIdentity: 'dev.alice' }],
+  ])('after a %s fallback, sessions vended later and revoked are denied — exactly those', async (kind, scope) => {
+    const rv = revoker();
+    const expiresAt = Math.floor(clock.now() / 1000) + 900;
+    let engaged = false;
+    const names = Array.from({ length: 320 }, (_, i) => synthetic(kind[0], i, expiresAt));
+    for (const b of chunks(names, 10)) if (!engaged) engaged = (await rv.deny(roleArn('after'), b.map((n) => entry(n, 'dev.alice')), scope)).fallback;
+    expect(engaged).toBe(true);
+    skewMs += 2000;
+    const later = await Promise.all(Array.from({ length: 6 }, () => vend('after', 'dev.alice')));
+    expect(await Promise.all(later.map((s) => works(s.creds)))).toEqual(later.map(() => true));
+    const revoked = later.filter((_, i) => i % 2 === 0);
+    for (const s of revoked) await rv.deny(roleArn('after'), [entry(s, 'dev.alice')], scope);
+    expect(await Promise.all(later.map((s) => works(s.creds)))).toEqual(later.map((_, i) => i % 2 !== 0));
   });
 
   describe('faults (aws-sdk-client-mock)', () => {

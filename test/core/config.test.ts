@@ -73,7 +73,7 @@ describe('loadConfig accepts', () => {
     const config = loadConfig(write(yamlOf({ grants: GRANT.replace('    durationSeconds: { default: 900, max: 3600 }\n', '') })));
     expect(config.issuers[0]).toMatchObject({ algorithms: ['RS256', 'ES256'], singleUse: false });
     expect(config.grants[0].durationSeconds).toEqual({ default: 900, max: 3600 });
-    expect(config.leases).toEqual({ retentionDays: 90, pendingTimeoutSeconds: 300 });
+    expect(config.leases).toEqual({ retentionDays: 90, pendingTimeoutSeconds: 300, ratePerPrincipal: { vends: 120, windowSeconds: 60 } });
     expect(config.vendors).toEqual([]);
   });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   addDenyEntries,
+  DenyPolicyFull,
   DenyPolicyNoRoom,
   denyPolicyChars,
   emptyDenyState,
@@ -137,5 +138,83 @@ describe('pruneDenyState', () => {
     const state = addDenyEntries(emptyDenyState(), [session(1, NOW + 500), session(2, NOW + 100)], NOW, INLINE_POLICY_BUDGET).state;
     expect(nextPruneAt(state)).toBe(NOW + 100 + PRUNE_MARGIN_SECONDS);
     expect(nextPruneAt(emptyDenyState())).toBeUndefined();
+  });
+});
+
+describe('addDenyEntries: whose sessions a fallback may kill', () => {
+  const attacker = 'dev.mallory';
+  const victim = 'dev.victim';
+  const of = (i: number, source: string, issued = true): DenyEntry => ({ ...(session(i, NOW + 900, issued) as Extract<DenyEntry, { kind: 'session' }>), sourceIdentity: source });
+  const principal = (sourceIdentity: string) => ({ kind: 'principal' as const, sourceIdentity });
+  /** Fills the role with `n` of the attacker's revoked sessions and three of the victim's. */
+  function filled(n: number) {
+    let state = addDenyEntries(emptyDenyState(), [of(9000, victim), of(9001, victim), of(9002, victim)], NOW, INLINE_POLICY_BUDGET).state;
+    for (let i = 0; i < n; i++) {
+      const r = addDenyEntries(state, [of(i, attacker)], NOW, INLINE_POLICY_BUDGET, principal(attacker));
+      expect(r.fallback).toBe(false);
+      state = r.state;
+    }
+    return state;
+  }
+
+  it("a workload's own revocation that overflows folds only its own sessions: the victim's stay denied by name, nothing role-wide", () => {
+    let state = filled(200);
+    let r;
+    for (let i = 200; ; i++) {
+      r = addDenyEntries(state, [of(i, attacker)], NOW, INLINE_POLICY_BUDGET, principal(attacker));
+      state = r.state;
+      if (r.fallback) break;
+    }
+    expect(r.fallbackKind).toBe('principal');
+    expect(r.fallbackIssuedBefore).toBe(issuedBeforeCutoff(NOW));
+    expect(r.state.fallback).toBeUndefined();
+    expect(r.state.sources).toEqual({ [attacker]: { issuedBefore: issuedBeforeCutoff(NOW), expiresAt: NOW + 900 } });
+    expect(Object.keys(r.state.sessions).sort()).toEqual([9000, 9001, 9002].map((i) => `tvm-${id(i)}`));
+    expect(denyPolicyChars(r.state)).toBeLessThanOrEqual(INLINE_POLICY_BUDGET);
+    const doc = JSON.stringify(renderDenyPolicy(r.state));
+    expect(doc).not.toContain('TvmRevokedBefore');
+    expect(doc).toContain(`"aws:SourceIdentity":"${attacker}"`);
+  });
+
+  it("keeps the attacker's pending sessions by name when it folds the issued ones", () => {
+    const state = filled(270);
+    const r = addDenyEntries(state, [of(5000, attacker, false), ...Array.from({ length: 20 }, (_, i) => of(300 + i, attacker))], NOW, INLINE_POLICY_BUDGET, principal(attacker));
+    expect(r.fallbackKind).toBe('principal');
+    expect(r.state.sessions[`tvm-${id(5000)}`]).toMatchObject({ issued: false, source: attacker });
+  });
+
+  it("refuses rather than kill other principals' sessions when the room is held by their entries", () => {
+    let state = emptyDenyState();
+    let i = 0;
+    // One entry each: every principal's entries are cheaper than the room its own fold would use.
+    for (; i < 400; i++) {
+      try {
+        state = addDenyEntries(state, [of(i, `dev.p${i}`)], NOW, INLINE_POLICY_BUDGET, principal(`dev.p${i}`)).state;
+      } catch (e) {
+        expect(e).toBeInstanceOf(DenyPolicyFull);
+        break;
+      }
+    }
+    expect(i).toBeGreaterThan(250);
+    expect(i).toBeLessThan(400);
+    expect(Object.keys(state.sessions)).toHaveLength(i);
+    expect(() => addDenyEntries(state, [of(1000, attacker)], NOW, INLINE_POLICY_BUDGET, principal(attacker))).toThrow(DenyPolicyFull);
+    // An admin may: the role-wide fallback.
+    expect(addDenyEntries(state, [of(1000, attacker)], NOW, INLINE_POLICY_BUDGET).fallbackKind).toBe('role');
+  });
+
+  it.each([['principal', principal(attacker)], ['role', undefined]] as const)('prunes what expired before falling back at all (%s scope)', (_label, scope) => {
+    let state = emptyDenyState();
+    for (let i = 0; i < 270; i++) state = addDenyEntries(state, [{ ...of(i, `dev.p${i}`), expiresAt: NOW + 10 }], NOW, INLINE_POLICY_BUDGET).state;
+    const later = NOW + 10 + PRUNE_MARGIN_SECONDS;
+    const r = addDenyEntries(state, Array.from({ length: 20 }, (_, i) => ({ ...of(1000 + i, attacker), expiresAt: later + 900 })), later, INLINE_POLICY_BUDGET, scope);
+    expect(r.fallback).toBe(false);
+    expect(Object.keys(r.state.sessions)).toHaveLength(20);
+  });
+
+  it("an admin's overflow is still role-wide (kind role)", () => {
+    const r = addDenyEntries(filled(250), Array.from({ length: 50 }, (_, i) => of(2000 + i, attacker)), NOW, INLINE_POLICY_BUDGET);
+    expect(r.fallbackKind).toBe('role');
+    expect(r.state.fallback!.issuedBefore).toBe(issuedBeforeCutoff(NOW));
   });
 });

@@ -3,7 +3,7 @@
  */
 import { addDenyEntries, type DenyState, emptyDenyState, INLINE_POLICY_BUDGET, isEmptyDenyState, nextPruneAt, pruneDenyState } from '../../functions/core/deny-policy.js';
 import { canTransition, dueAt, isLive } from '../../functions/core/lease.js';
-import type { Audit, Clock, DenyEntry, DenyOutcome, Lease, LeaseQuery, LeaseStatus, LeaseStore, PruneOutcome, RoleRevoker } from '../../functions/core/ports.js';
+import type { Audit, Clock, DenyEntry, DenyOutcome, DenyScope, Lease, LeaseQuery, LeaseStatus, LeaseStore, PruneOutcome, RoleRevoker } from '../../functions/core/ports.js';
 
 export const T0 = Date.parse('2030-01-01T00:00:00Z');
 
@@ -126,18 +126,18 @@ export class MemoryLeaseStore implements LeaseStore {
 /** A RoleRevoker over the pure deny-policy functions, one state per role. */
 export class MemoryRevoker implements RoleRevoker {
   readonly states = new Map<string, DenyState>();
-  readonly calls: { roleArn: string; entries: DenyEntry[] }[] = [];
+  readonly calls: { roleArn: string; entries: DenyEntry[]; scope?: DenyScope }[] = [];
   failDeny = false;
   constructor(
     private readonly clock: Clock,
     private readonly budget = INLINE_POLICY_BUDGET,
   ) {}
-  async deny(roleArn: string, entries: DenyEntry[]): Promise<DenyOutcome> {
+  async deny(roleArn: string, entries: DenyEntry[], scope?: DenyScope): Promise<DenyOutcome> {
     if (this.failDeny) throw new Error('injected IAM failure');
-    this.calls.push({ roleArn, entries });
-    const r = addDenyEntries(this.states.get(roleArn) ?? emptyDenyState(), entries, Math.floor(this.clock.now() / 1000), this.budget);
+    this.calls.push({ roleArn, entries, scope });
+    const r = addDenyEntries(this.states.get(roleArn) ?? emptyDenyState(), entries, Math.floor(this.clock.now() / 1000), this.budget, scope);
     this.states.set(roleArn, r.state);
-    return { fallback: r.fallback, fallbackIssuedBefore: r.state.fallback?.issuedBefore, policyChars: 0 };
+    return { fallback: r.fallback, fallbackKind: r.fallbackKind, fallbackIssuedBefore: r.fallbackIssuedBefore ?? r.state.fallback?.issuedBefore, policyChars: 0 };
   }
   async prune(roleArn: string, nowEpoch: number): Promise<PruneOutcome> {
     const r = pruneDenyState(this.states.get(roleArn) ?? emptyDenyState(), nowEpoch);

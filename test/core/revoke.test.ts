@@ -172,3 +172,91 @@ describe('revokeLeases (admin)', () => {
     await expect(revokeLeases(w.d, { leaseId: 'Lnopeaaaaaaaaaaaaaaaaaaaaaa' }, { by: 'admin', reason: 'r' })).rejects.toMatchObject({ code: 'not_found' });
   });
 });
+
+describe('fallbacks: whose sessions die, and every lease that dies is recorded', () => {
+  const ROLE_BUDGET = 600; // about a dozen session entries: the loop overflows it quickly
+
+  it("a workload that vends and self-revokes in a loop never kills another principal's session (the victim's lease stays active)", async () => {
+    const d = setup(ROLE_BUDGET);
+    const victim = makeLease({ principal: 'dev|victim' }, d.clock);
+    d.leases.put(victim);
+    // The attacker also holds one live lease it does not revoke: its own fallback may kill it.
+    const attackerLive = makeLease({ principal: 'dev|mallory' }, d.clock);
+    d.leases.put(attackerLive);
+    d.clock.advance(1);
+    let fallbacks = 0;
+    for (let i = 0; i < 60; i++) {
+      const l = makeLease({ principal: 'dev|mallory' }, d.clock);
+      d.leases.put(l);
+      const out = await revokeOwnLease(d, { who: who('dev|mallory'), leaseId: l.leaseId });
+      expect(out.lease.status).toBe('revoked');
+      if (out.lease.events.at(-1)!.detail?.fallback) fallbacks++;
+      expect(d.revoker.denies(l)).toBe(true);
+      expect(d.revoker.denies(victim)).toBe(false);
+    }
+    expect(fallbacks).toBeGreaterThan(2);
+    expect(d.revoker.calls.every((c) => c.scope?.kind === 'principal')).toBe(true);
+    expect((await d.leases.get(victim.leaseId))!.status).toBe('active');
+    expect(d.revoker.states.get(victim.roleArn)!.fallback).toBeUndefined();
+    // The attacker's own older session died with its fallback, and its lease says so.
+    expect(d.revoker.denies(attackerLive)).toBe(true);
+    const killed = (await d.leases.get(attackerLive.leaseId))!;
+    expect(killed).toMatchObject({ status: 'revoked', revokeReason: 'fallback:principal', revokedBy: 'dev|mallory' });
+    expect(killed.events.at(-1)).toMatchObject({ type: 'revoked', detail: { fallback: 'principal' } });
+    expect(d.audit.events.filter((e) => e.type === 'revocation_fallback').every((e) => e.fields.fallback === 'principal')).toBe(true);
+  });
+
+  it("refuses a self-revoke rather than kill others' sessions when their entries hold the room", async () => {
+    const d = setup(ROLE_BUDGET);
+    const others = Array.from({ length: 30 }, (_, i) => makeLease({ principal: `dev|p${i}` }, d.clock));
+    d.leases.put(...others);
+    let refused = 0;
+    for (const l of others) {
+      try {
+        await revokeOwnLease(d, { who: who(l.principal), leaseId: l.leaseId });
+      } catch {
+        refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
+    expect(d.revoker.states.get(others[0].roleArn)!.fallback).toBeUndefined();
+    // Every lease recorded revoked is denied; every refused one is still active and says so.
+    for (const l of others) {
+      const now = (await d.leases.get(l.leaseId))!;
+      expect([l.leaseId, now.status]).toEqual([l.leaseId, d.revoker.denies(l) ? 'revoked' : 'active']);
+    }
+  });
+
+  it("an admin's role-wide fallback records every live lease it killed as revoked, naming the fallback; later leases are untouched", async () => {
+    const d = setup(ROLE_BUDGET);
+    const bystanders = [makeLease({ principal: 'dev|bob' }, d.clock), makeLease({ principal: 'dev|carol', status: 'pending' }, d.clock)];
+    const otherRole = makeLease({ principal: 'dev|bob', grant: 'deploy', roleArn: 'arn:aws:iam::123456789012:role/tvm/deploy' }, d.clock);
+    const targets = Array.from({ length: 21 }, () => makeLease({ principal: 'dev|alice' }, d.clock));
+    d.leases.put(...bystanders, otherRole, ...targets);
+    d.clock.advance(2);
+    for (const l of targets.slice(0, 20)) await revokeLease(d, l, { by: 'admin', reason: 'incident' });
+    d.clock.advance(2);
+    const after = makeLease({ principal: 'dev|dave' }, d.clock);
+    d.leases.put(after);
+    await revokeLease(d, targets[20], { by: 'admin', reason: 'incident' });
+    expect(d.revoker.states.get(targets[0].roleArn)!.fallback).toBeDefined();
+    const [bob, carol] = await Promise.all(bystanders.map((l) => d.leases.get(l.leaseId)));
+    expect(bob).toMatchObject({ status: 'revoked', revokeReason: 'fallback:role', revokedBy: 'admin' });
+    expect(bob!.events.at(-1)).toMatchObject({ detail: { fallback: 'role', trigger: 'incident' } });
+    expect(carol).toMatchObject({ status: 'failed', revokeReason: 'fallback:role' });
+    expect(d.revoker.denies(bystanders[0])).toBe(true);
+    // Another role, and a session issued after the cutoff: untouched and still working.
+    expect((await d.leases.get(otherRole.leaseId))!.status).toBe('active');
+    expect((await d.leases.get(after.leaseId))!.status).toBe('active');
+    expect(d.revoker.denies(after)).toBe(false);
+    // Targets the fallback reached before their own turn say so; each is revoked and denied.
+    const reasons = new Set<string>();
+    for (const l of targets) {
+      const now = (await d.leases.get(l.leaseId))!;
+      expect(now.status).toBe('revoked');
+      expect(d.revoker.denies(l)).toBe(true);
+      reasons.add(now.revokeReason!);
+    }
+    expect([...reasons].sort()).toEqual(['fallback:role', 'incident']);
+  });
+});

@@ -5,6 +5,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { GrantConfig } from '../../functions/core/config.js';
 import { AccessDenied, Throttled, TvmError } from '../../functions/core/errors.js';
+import { isLive, sessionNameFor } from '../../functions/core/lease.js';
 import type {
   AssumeRoleInput,
   AuthzRequest,
@@ -13,6 +14,7 @@ import type {
   IssuedCredentials,
   Lease,
   LeaseEvent,
+  LeaseQuery,
   LeaseStatus,
   LeaseStore,
   PolicyEngine,
@@ -97,8 +99,9 @@ class FakeLeases implements LeaseStore {
   async listLive() {
     return { leases: [] };
   }
-  async page() {
-    return { leases: [] };
+  async page(q: LeaseQuery) {
+    const match = (l: Lease) => (q.principal === undefined || l.principal === q.principal) && (q.grant === undefined || l.grant === q.grant) && (!q.live || isLive(l.status));
+    return { leases: [...this.leases.values()].filter(match) };
   }
 }
 
@@ -131,12 +134,13 @@ beforeEach(() => {
   sts = new FakeSts();
   policy = new FakePolicy();
   deps = {
-    config: { grants: GRANTS, leases: { retentionDays: 90, pendingTimeoutSeconds: 300 } },
+    config: { grants: GRANTS, leases: { retentionDays: 90, pendingTimeoutSeconds: 300, ratePerPrincipal: { vends: 1000, windowSeconds: 60 } } },
     policy,
     leases,
     credentials: sts,
     clock: { now: () => FIXED },
     ids: { leaseId: () => LEASE },
+    rates: { take: async () => true },
   };
 });
 
