@@ -125,6 +125,15 @@ describe('tvm agent (controllable clock)', () => {
     expect(byKey.get(first.body.AccessKeyId)!.status).not.toBe('revoked');
   });
 
+  it('concurrent SDK requests at start share one vend', async () => {
+    const sub = 'agent-concurrent';
+    const { agent } = await agentFor(sub);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => ask(agent)));
+    expect(new Set(answers.map((a) => a.body.AccessKeyId)).size).toBe(1);
+    expect(await leasesOf(stack, sub)).toHaveLength(1);
+    await agent.stop();
+  });
+
   it('revokes the old lease at exit when it is still live', async () => {
     const sub = 'agent-renews-then-stops';
     const { agent } = await agentFor(sub);
