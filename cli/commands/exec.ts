@@ -3,7 +3,7 @@
  * SDKs find a loopback container-credentials server through the standard variables; one lease is
  * reused until it is due for renewal, and every lease still live is revoked when CMD exits.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { endpoint, EXIT, parse, UsageError, workloadToken, type Io } from '../lib.js';
 import { LeaseCache, newAuthToken, startCredentialsServer, tvmLeaseSource } from '../credentials-server.js';
@@ -77,31 +77,48 @@ export async function run(args: string[], io: Io): Promise<number> {
     clock: { now: () => Date.now() },
     warn,
   });
-  // The first lease before CMD starts: a refused token or grant is an error now, not CMD's first call.
-  await cache.renew();
-  const authToken = newAuthToken();
-  const server = await startCredentialsServer({ cache, authToken });
-
-  const child = spawn(command[0], command.slice(1), { stdio: 'inherit', env: childEnv(io.env, server.url, authToken) });
+  // Signals are ours from here on: one that arrives before CMD runs (during the first vend) stops
+  // tvm exec after revoking what it got; later ones go to CMD.
+  let child: ChildProcess | undefined;
+  let early: NodeJS.Signals | undefined;
   const forward = FORWARDED.map((sig) => {
     const handler = () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+      if (!child) early ??= sig;
+      else if (child.exitCode === null && child.signalCode === null) child.kill(sig);
     };
     process.on(sig, handler);
     return () => process.off(sig, handler);
   });
-  const ended = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-    child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  await server.close();
-  const { failed } = await cache.revokeLive();
-  for (const off of forward) off();
-  if (ended.error) {
-    warn(`cannot run ${command[0]}: ${(ended.error as NodeJS.ErrnoException).code ?? ended.error.message}`);
-    return (ended.error as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126;
+  const signalled = (sig: NodeJS.Signals) => 128 + (constants.signals[sig] ?? 0);
+  try {
+    // The first lease before CMD starts: a refused token or grant is an error now, not CMD's first call.
+    await cache.renew();
+    if (early) {
+      await cache.revokeLive();
+      return signalled(early);
+    }
+    const authToken = newAuthToken();
+    const server = await startCredentialsServer({ cache, authToken });
+    child = spawn(command[0], command.slice(1), { stdio: 'inherit', env: childEnv(io.env, server.url, authToken) });
+    const running = child;
+    const ended = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+      running.once('error', (error) => resolve({ code: null, signal: null, error }));
+      running.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+    await server.close();
+    const { failed } = await cache.revokeLive();
+    return outcome(ended, failed);
+  } finally {
+    for (const off of forward) off();
   }
-  if (failed.length) warn(`${failed.length} lease(s) could not be revoked; they expire on their own`);
-  if (ended.signal) return 128 + (constants.signals[ended.signal] ?? 0);
-  return ended.code ?? EXIT.refused;
+
+  function outcome(ended: { code: number | null; signal: NodeJS.Signals | null; error?: Error }, failed: string[]): number {
+    if (ended.error) {
+      warn(`cannot run ${command[0]}: ${(ended.error as NodeJS.ErrnoException).code ?? ended.error.message}`);
+      return (ended.error as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126;
+    }
+    if (failed.length) warn(`${failed.length} lease(s) could not be revoked; they expire on their own`);
+    if (ended.signal) return signalled(ended.signal);
+    return ended.code ?? EXIT.refused;
+  }
 }

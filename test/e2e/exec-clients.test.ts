@@ -4,6 +4,8 @@
  * lacks; signals forwarded; a crash of CMD (SIGKILL) still revokes.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -122,6 +124,52 @@ describe('tvm exec: environment, signals, crashes', () => {
     const ran = await running.done;
     expect(ran.code).toBe(code);
     expect((await leasesOf(stack, sub)).map((l) => l.status)).toEqual(['revoked']);
+  });
+
+  it('SIGTERM while the first lease is being vended: CMD never runs, the lease is revoked, exit 143', async () => {
+    const sub = 'early-signal';
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let arrived!: () => void;
+    const vendArrived = new Promise<void>((r) => (arrived = r));
+    // A loopback proxy in front of the stack that holds the vend until the signal has been sent.
+    const proxy = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c) => chunks.push(c as Buffer));
+      req.on('end', async () => {
+        if (req.url === '/v1/vend') {
+          arrived();
+          await held;
+        }
+        const body = Buffer.concat(chunks);
+        try {
+          const upstream = await fetch(`${stack.api}${req.url}`, {
+            method: req.method,
+            headers: { authorization: String(req.headers.authorization), 'content-type': 'application/json' },
+            body: body.length ? body : undefined,
+          });
+          res.writeHead(upstream.status, { 'content-type': 'application/json' });
+          res.end(await upstream.text());
+        } catch {
+          res.destroy();
+        }
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const running = startTvm(['exec', '--grant', 'reports-read', '--endpoint', url, '--token-file', await tokenFile(sub), '--', 'node', '-e', 'console.log("ran")'], cleanEnv(dir));
+      await vendArrived;
+      running.child.kill('SIGTERM');
+      release();
+      const ran = await running.done;
+      expect(ran.stdout).not.toContain('ran');
+      expect(ran.code).toBe(143);
+      expect((await leasesOf(stack, sub)).map((l) => l.status)).toEqual(['revoked']);
+    } finally {
+      proxy.closeAllConnections();
+      proxy.close();
+    }
   });
 
   it("passes CMD's own handling of a forwarded signal through (its exit code)", async () => {
