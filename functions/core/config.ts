@@ -142,9 +142,18 @@ export function formatPath(path: (string | number)[]): string {
   return out || '(root)';
 }
 
+const ISSUER_TEST = /principal\.issuer\s*==\s*"([^"\\]*)"|"([^"\\]*)"\s*==\s*principal\.issuer/g;
+
+/** The issuer names a Cedar policy compares `principal.issuer` with. */
+export function issuersNamedBy(text: string): string[] {
+  return [...new Set([...text.matchAll(ISSUER_TEST)].map((m) => m[1] ?? m[2]))];
+}
+
 /**
  * The config as deployed: without the `local` section and without the issuer `tvm dev` serves
- * itself (an http://127.0.0.1 issuer means nothing in AWS). Problems if nothing is left to trust.
+ * itself (an http://127.0.0.1 issuer means nothing in AWS), nor the Cedar policies that name only
+ * that issuer (they could never match). Problems if nothing is left to trust, or if a policy
+ * names an issuer the deployed config lacks (it would deploy a permission nobody can use).
  */
 export function forDeployment(config: TvmConfig): { config: TvmConfig; problems: ConfigProblem[] } {
   const dev = config.local?.devIssuer;
@@ -152,6 +161,18 @@ export function forDeployment(config: TvmConfig): { config: TvmConfig; problems:
   const problems: ConfigProblem[] = issuers.length
     ? []
     : [{ file: config.source, path: 'issuers', message: `no issuer is left to deploy once the local dev issuer '${dev}' is removed` }];
+  const deployed = new Set(issuers.map((i) => i.name));
+  const cedar = config.cedar.filter((p) => {
+    const named = issuersNamedBy(p.text);
+    return !(dev && named.length > 0 && named.every((n) => n === dev));
+  });
+  for (const p of cedar) {
+    for (const n of issuersNamedBy(p.text)) {
+      if (!deployed.has(n) && n !== dev) {
+        problems.push({ file: p.file, path: `@id("${p.id}")`, message: `names issuer '${n}', which the deployed config does not have` });
+      }
+    }
+  }
   const { local: _local, ...rest } = config;
-  return { config: { ...rest, issuers }, problems };
+  return { config: { ...rest, issuers, cedar }, problems };
 }

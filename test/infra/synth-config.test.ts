@@ -18,14 +18,14 @@ describe('config at synth', () => {
     const out = spawnSync(join(ROOT, 'node_modules', '.bin', 'cdk'), ['synth', '--quiet', '--output', join(dir, 'good')], {
       cwd: ROOT,
       encoding: 'utf8',
-      timeout: 120_000,
+      timeout: 400_000,
       env: { ...process.env, TVM_CONFIG: join(ROOT, 'config', 'tvm.yaml') },
     });
     expect(out.stderr).not.toMatch(/AwsSolutions-/);
     expect(out.status).toBe(0);
     const template = JSON.parse(readFileSync(join(dir, 'good', 'Tvm.template.json'), 'utf8')) as { Resources: Record<string, { Type: string }> };
     expect(Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function')).toHaveLength(5);
-  }, 150_000);
+  }, 420_000);
 
   it('a bad tvm.yaml fails `cdk synth` with every problem the loader names, and no stack trace', () => {
     const bad = join(dir, 'tvm.yaml');
