@@ -17,6 +17,10 @@ const USAGE = `usage: tvm <command> [options]
   leases show ID                                           admin: a lease and its history
   admin revoke (--lease ID|--principal P|--grant G|--issuer I|--task T|--all) --reason R [--dry-run] [--yes]
   rotate VENDOR [--reason R] / vendors                     admin: vendor keys
+  audit [--since D] [--until D] [--principal P] [--lease ID] [--grant G] [--type T] [--request-id ID]
+        [--limit N|--all] [--format table|json|ndjson]         admin: the audit trail, newest first
+  explain REQUEST_ID                                       admin: why a request was answered so, in words
+  console [--endpoint URL] [--port N]                      admin: the ops console in a browser
   policy check [--config F]                                validate config and policies
   policy eval --principal P --grant G [--context JSON]     explain a decision offline
   exec --grant G [vend options] -- CMD [ARGS…]             run CMD with credentials it never holds for long
@@ -43,6 +47,9 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   policy: () => import('./commands/policy.js'),
   exec: () => import('./commands/exec.js'),
   agent: () => import('./commands/agent.js'),
+  audit: () => import('./commands/audit.js'),
+  explain: () => import('./commands/explain.js'),
+  console: () => import('./commands/console.js'),
 };
 
 export async function main(argv: string[], io: Io): Promise<number> {

@@ -21,6 +21,7 @@ export const ROUTES: { key: string; fn: string; admin?: boolean }[] = [
   { key: 'GET /v1/admin/leases', fn: 'leases', admin: true },
   { key: 'GET /v1/admin/leases/{id}', fn: 'leases', admin: true },
   { key: 'POST /v1/admin/revoke', fn: 'leases', admin: true },
+  { key: 'GET /v1/admin/events', fn: 'leases', admin: true },
   { key: 'GET /v1/admin/vendors', fn: 'rotate', admin: true },
   { key: 'POST /v1/admin/vendors/{name}/rotate', fn: 'rotate', admin: true },
   { key: 'POST /v1/admin/sweep', fn: 'sweep', admin: true },

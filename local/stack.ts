@@ -22,6 +22,7 @@ import { createRotateHandler } from '../functions/rotate/handler.js';
 import { localVendorSettings, seedVendorKeys, startVendorFakes } from './vendor-fakes/index.js';
 import { createDevIssuer, DEV_ISSUER_PATH, type DevIssuer } from './dev-issuer.js';
 import { ensureTable, startDynalite } from './dynamo.js';
+import { createLocalAuditLog } from './audit-log.js';
 import { type LocalHandler, startLocalServer } from './server.js';
 import { startStsIamEmulator } from './sts-iam-emulator.js';
 
@@ -110,6 +111,8 @@ export function every(ms: number, task: () => Promise<unknown>, rt: Pick<Runtime
   };
 }
 
+const stdoutLine = (line: string) => void process.stdout.write(`${line}\n`);
+
 function writeJsonAtomic(file: string, value: unknown): void {
   writeFileSync(`${file}.tmp`, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
@@ -180,6 +183,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     // ---- end vendor keys ----
     const config = Object.freeze(localConfig(fileConfig, issuerUrl, vendorUrls));
     const metrics = memoryMetrics();
+    const auditLog = createLocalAuditLog(dataDir && join(dataDir, 'audit.ndjson'));
     const runtime = createRuntime({
       config,
       table: TABLE,
@@ -187,7 +191,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       stsEndpoint: emulator.url,
       iamEndpoint: emulator.url,
       credentials: creds,
-      logger: createLogger({ sink: opts.logSink }),
+      logger: createLogger({ sink: (line) => (auditLog.add(line), (opts.logSink ?? stdoutLine)(line)) }),
+      events: auditLog,
       metrics,
       clock: opts.clock,
       // Locally the dev issuer's keys never change mid-run; a short cooldown keeps tests of key rotation quick.

@@ -13,6 +13,7 @@ import { PRINCIPAL_FORM, revokeLeases, type RevokeSelector } from '../core/revok
 import { revokeOwnLease, type RevokeDeps } from '../core/revoke-lease.js';
 import { parseRequest, plainText } from '../shared/request.js';
 import type { LeasesRuntime } from '../shared/runtime.js';
+import { reasonInWords } from '../core/explain.js';
 
 const STATUSES: LeaseStatus[] = ['pending', 'active', 'revoked', 'expired', 'failed'];
 
@@ -36,6 +37,21 @@ export const leaseListSchema = z
     status: z.enum(STATUSES as [LeaseStatus, ...LeaseStatus[]]).optional(),
     since: isoTime.optional(),
     until: isoTime.optional(),
+    limit: limitParam,
+    next: z.string().min(1).max(2048).optional(),
+  })
+  .strict();
+
+/** `GET /v1/admin/events` query. */
+export const eventListSchema = z
+  .object({
+    since: isoTime.optional(),
+    until: isoTime.optional(),
+    principal: z.string().min(1).max(512).optional(),
+    lease: z.string().regex(LEASE_ID, 'not a lease id').optional(),
+    grant: z.string().min(1).max(128).optional(),
+    type: z.string().min(1).max(64).regex(/^[a-z_]+$/, 'an event type').optional(),
+    requestId: z.string().min(1).max(128).optional(),
     limit: limitParam,
     next: z.string().min(1).max(2048).optional(),
   })
@@ -116,6 +132,15 @@ export const routes: Record<string, RouteHandler> = {
     const q = parseRequest(leaseListSchema, event.queryStringParameters ?? {});
     const page = await rt.leases.page(q);
     return json(200, page.next ? { leases: page.leases, next: page.next } : { leases: page.leases });
+  },
+  async 'GET /v1/admin/events'(rt, event, record) {
+    record.admin = adminIdentity(event);
+    const { lease, ...q } = parseRequest(eventListSchema, event.queryStringParameters ?? {});
+    const source = rt.settings.events;
+    if (!source) throw new NotFound('events_not_configured');
+    const page = await source.query({ ...q, leaseId: lease });
+    const events = page.events.map((e) => (e.reason ? { ...e, explanation: reasonInWords(e) } : e));
+    return json(200, page.next ? { events, next: page.next } : { events });
   },
   async 'GET /v1/admin/leases/{id}'(rt, event, record) {
     record.admin = adminIdentity(event);

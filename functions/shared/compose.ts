@@ -8,6 +8,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { AwsCredentialIdentity } from '@smithy/types';
+import type { EventSource } from '../core/audit-events.js';
 import type { TvmConfig } from '../core/config.js';
 import type { Audit, Clock, KeyResolver, LeaseStore, RateLimiter, ReplayGuard } from '../core/ports.js';
 import { DynamoLeaseStore } from '../adapters/dynamodb-lease-store.js';
@@ -38,6 +39,8 @@ export interface RuntimeSettings {
   jwks?: JwksOptions;
   /** Vendor keys: the secret store and secret ids (local: embedded store; AWS: Secrets Manager, ids from TVM_VENDOR_SECRETS). */
   vendors?: VendorRuntimeSettings;
+  /** Where the admin events route reads the audit trail (local: the stack's audit log; AWS: Logs Insights). */
+  events?: EventSource;
 }
 
 /** What every function has. */

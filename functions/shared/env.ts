@@ -20,6 +20,8 @@ export const ENV = {
   denyPolicyName: 'TVM_DENY_POLICY_NAME',
   /** tvm's own AWS account: a grant role elsewhere is revoked through that account's revoker role. */
   account: 'TVM_ACCOUNT',
+  /** Comma-separated log groups the admin events route queries with Logs Insights (the functions' own). */
+  auditLogGroups: 'TVM_AUDIT_LOG_GROUPS',
 } as const;
 
 export const DEFAULT_DENY_POLICY_NAME = 'tvm-revocations';
@@ -53,7 +55,7 @@ const vendorKeys = { [ENV.vendorSecrets]: json(vendorSecretsSchema) };
 /** What each function reads from its environment. */
 export const FUNCTION_ENV = {
   vend: z.object(common),
-  leases: z.object({ ...common, ...revoking }),
+  leases: z.object({ ...common, ...revoking, [ENV.auditLogGroups]: nonEmpty.optional() }),
   sweep: z.object({ ...common, ...revoking }),
   broker: z.object({ ...common, ...vendorKeys }),
   rotate: z.object({ ...common, ...vendorKeys }),
