@@ -17,6 +17,9 @@ export const REASONS: Record<string, Words> = {
   malformed_authorization: () => 'the Authorization header is not "Bearer <JWT>"',
   malformed: () => 'the token is not a well-formed JWT (three base64url parts, JSON header and claims)',
   jwe_not_accepted: () => 'the token is an encrypted JWT (JWE); tvm accepts signed JWTs only',
+  non_canonical_encoding: () => 'the token\'s base64url parts are not in canonical form (padding, or bits past the end), which tvm refuses',
+  bad_exp: (e) => `the token's exp claim is missing or not a whole number of seconds${issuerOf(e)}`,
+  claim_unsupported: (e) => `the token carries a claim tvm cannot pass to policies${typeof d(e).claim === 'string' ? ` (${d(e).claim}${typeof d(e).why === 'string' ? `: ${d(e).why}` : ''})` : ''}`,
   token_too_large: () => 'the token is larger than tvm accepts (16 KiB)',
   nested_jwt_refused: () => 'the token is a nested JWT (cty: JWT), which tvm refuses',
   missing_iss: () => 'the token has no iss claim',
@@ -47,6 +50,7 @@ export const REASONS: Record<string, Words> = {
     const errors = list(d(e).errors);
     return (p ? `policy ${p} forbids this request` : 'no policy permits this request (deny by default)') + (errors ? `; policy evaluation errors: ${errors}` : '');
   },
+  policy_error: (e) => `policy evaluation failed, so the request was denied (fail closed): ${list(d(e).errors) ?? 'errors in the log'}`,
   unknown_grant: (e) => `the grant${typeof d(e).grant === 'string' ? ` "${d(e).grant}"` : e.grant ? ` "${e.grant}"` : ''} is not configured`,
   duration_out_of_bounds: (e) => `the requested duration${d(e).requested !== undefined ? ` (${d(e).requested} s)` : ''} is outside 900–43,200 seconds (a duration within them but over the grant's max is shortened to the max, not refused)`,
   placeholder_missing: (e) => `the session policy or tags name a value the request did not carry${typeof d(e).placeholder === 'string' ? ` (${d(e).placeholder})` : ''}`,

@@ -18,6 +18,8 @@ for (const f of files('functions')) {
   const text = readFileSync(f, 'utf8');
   // VendorRefused's first argument is an operation; its reason is `vendor_refused_<op>_<status>` (tested below).
   for (const m of text.matchAll(/new (?!VendorRefused)[A-Z]\w*\(\s*'([a-z][a-z0-9_]*)'/g)) CODES.add(m[1]);
+  // A reason chosen by a condition: `new AccessDenied(x ? 'a' : 'b', …)`.
+  for (const m of text.matchAll(/new [A-Z]\w*\([^'()]*\? '([a-z][a-z0-9_]*)' : '([a-z][a-z0-9_]*)'/g)) (CODES.add(m[1]), CODES.add(m[2]));
   for (const m of text.matchAll(/super\('[a-z_]+', '[^']*', '([a-z][a-z0-9_]*)'/g)) CODES.add(m[1]);
 }
 // Codes that are TvmError codes in errors.ts constructors' first argument, not reasons.
