@@ -14,7 +14,7 @@
  *
  * The emulator logs nothing.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createHmac, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -94,9 +94,12 @@ interface SessionRecord {
   expiresAt: number;
 }
 
+/** A session as written to the state file: its secrets are not, only the salt they derive from. */
+type PersistedSession = Omit<SessionRecord, 'secretAccessKey' | 'sessionToken'> & { salt: string };
+
 interface PersistedState {
   version: 1;
-  sessions: SessionRecord[];
+  sessions: PersistedSession[];
   /** role name → policy name → policy document (JSON text as put). */
   inlinePolicies: Record<string, Record<string, string>>;
 }
@@ -187,6 +190,16 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
+/**
+ * A session's secret key and token, derived from the emulator's caller secret (kept in the local
+ * stack's secret store) and a per-session salt, so the state file never holds them.
+ */
+function sessionSecrets(master: string, accessKeyId: string, salt: string): Pick<SessionRecord, 'secretAccessKey' | 'sessionToken'> {
+  const secretAccessKey = createHmac('sha256', master).update(`secret|${accessKeyId}|${salt}`).digest('base64').slice(0, 40);
+  const token = Buffer.from(hkdfSync('sha512', master, salt, `token|${accessKeyId}`, 300));
+  return { secretAccessKey, sessionToken: `IQoJb3JpZ2luX2Vj${token.toString('base64')}` };
+}
+
 function loadState(file: string | undefined): PersistedState {
   const empty: PersistedState = { version: 1, sessions: [], inlinePolicies: {} };
   if (!file || !existsSync(file)) return empty;
@@ -235,7 +248,13 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
 
   const state = loadState(opts.stateFile);
   state.sessions = state.sessions.filter((s) => roles.has(s.roleArn));
-  const sessions = new Map<string, SessionRecord>(state.sessions.map((s) => [s.accessKeyId, s]));
+  const master = opts.callerCredentials.secretAccessKey;
+  // (a state file from before salts held the secrets themselves: those sessions are dropped)
+  state.sessions = state.sessions.filter((s) => typeof s.salt === 'string');
+  const salts = new Map<string, string>(state.sessions.map((s) => [s.accessKeyId, s.salt]));
+  const sessions = new Map<string, SessionRecord>(
+    state.sessions.map(({ salt, ...s }) => [s.accessKeyId, { ...s, ...sessionSecrets(master, s.accessKeyId, salt) }]),
+  );
 
   // New sessions are written at most every 250 ms (one write per AssumeRole grows with every
   // session kept); role-policy changes, which revocation depends on, are written at once.
@@ -250,7 +269,7 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     if (pendingWrite) clearTimeout(pendingWrite);
     pendingWrite = undefined;
     if (!opts.stateFile) return;
-    state.sessions = [...sessions.values()];
+    state.sessions = [...sessions.values()].map(({ secretAccessKey: _k, sessionToken: _t, ...s }) => ({ ...s, salt: salts.get(s.accessKeyId)! }));
     const tmp = `${opts.stateFile}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
     renameSync(tmp, opts.stateFile);
@@ -268,6 +287,7 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     for (const [k, s] of sessions) {
       if (s.expiresAt < cutoff) {
         sessions.delete(k);
+        salts.delete(k);
         changed = true;
       }
     }
@@ -495,10 +515,12 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
       }
     }
     const issuedAt = now();
+    const accessKeyId = `ASIA${randomString(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')}`;
+    const salt = randomBytes(16).toString('hex');
+    salts.set(accessKeyId, salt);
     const session: SessionRecord = {
-      accessKeyId: `ASIA${randomString(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')}`,
-      secretAccessKey: randomString(40, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+'),
-      sessionToken: `IQoJb3JpZ2luX2Vj${randomBytes(300).toString('base64')}`,
+      accessKeyId,
+      ...sessionSecrets(master, accessKeyId, salt),
       roleArn: role.arn,
       sessionName,
       tags,

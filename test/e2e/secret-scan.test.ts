@@ -1,21 +1,56 @@
 /**
- * The secret scan: one local stack runs every flow (vend, container credentials, self-revoke,
- * admin revoke, sweep, broker, rotation, admin views); every log line and every HTTP answer
- * (body and headers) is captured, and none may contain a token, secret key, session token,
- * vendor key or vendor management credential the run created.
+ * The secret scan: one local stack, its state on disk, runs every flow (vend, container
+ * credentials, self-revoke, admin revoke, sweep, broker, rotation, admin views) and the failure
+ * paths (STS, the lease store and a vendor failing, an unexpected error answering 500); every log
+ * line and every HTTP answer (body and headers) is captured, and none may contain a token, secret
+ * key, session token, vendor key or vendor management credential the run created. Then what is
+ * stored — every DynamoDB item, the STS/IAM emulator's state, every file of the data folder but
+ * the secret stores' own files and the vendor fakes' (they play the vendor) — is scanned for each
+ * secret in clear, base64, base64url, URL and JSON encodings, and with every base64 run decoded.
  */
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { TABLE } from '../../local/stack.js';
 import { fakeAt } from '../../local/vendor-fakes/index.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 let stack: TestStack;
 const secrets = new Set<string>();
 const answers: string[] = [];
+const dataDir = mkdtempSync(join(tmpdir(), 'tvm-secret-scan-'));
+/** The secret stores' own files, and the vendor fakes' state (the vendor's side): where secrets belong. */
+const SECRET_HOMES = ['local-secrets.json', 'secrets.json', 'vendor-fakes/', 'dev-issuer'];
 
 beforeAll(async () => {
-  stack = await startTestStack();
+  stack = await startTestStack({ dataDir });
 });
 afterAll(() => stack?.close());
+
+/** Each way a secret could be written down. */
+function encodings(s: string): string[] {
+  const b = Buffer.from(s);
+  return [s, b.toString('base64'), b.toString('base64url'), encodeURIComponent(s), JSON.stringify(s).slice(1, -1)];
+}
+
+/** The text with every base64/base64url run (24+ characters) decoded beside it. */
+function withDecoded(text: string): string {
+  const runs = text.match(/[A-Za-z0-9+/_-]{24,}={0,2}/g) ?? [];
+  return [text, ...runs.map((r) => Buffer.from(r.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1'))].join('\n');
+}
+
+function found(haystack: string, secret: string): boolean {
+  return encodings(secret).some((e) => haystack.includes(e));
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? filesUnder(p) : [p];
+  });
+}
 
 async function call(path: string, init: RequestInit & { token?: string; admin?: boolean } = {}) {
   const headers: Record<string, string> = { ...(init.headers as Record<string, string>) };
@@ -69,6 +104,35 @@ it('runs every flow and leaks nothing', async () => {
   expect((await call('/v1/broker/openai/v1/models', { token: brokerToken })).status).toBe(200);
   expect((await call('/v1/admin/vendors', { admin: true })).status).toBe(200);
 
+  // The failure paths, each logging its cause (`detail.error = e.message`).
+  const rt = stack.runtime;
+  const patch = <T extends object, K extends keyof T>(obj: T, key: K, fn: T[K]) => {
+    const real = obj[key];
+    obj[key] = fn;
+    return () => void (obj[key] = real);
+  };
+  let undo = patch(rt.credentials, 'assumeRole', () => Promise.reject(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' })));
+  const stsFailed = await call('/v1/vend', { method: 'POST', token: await token('agent-sts'), body: JSON.stringify({ grant: 'reports-read' }) });
+  undo();
+  expect(stsFailed.status).toBeGreaterThanOrEqual(429);
+  undo = patch(rt.credentials, 'assumeRole', () => Promise.reject(new TypeError("Cannot read properties of undefined (reading 'Credentials')")));
+  expect((await call('/v1/vend', { method: 'POST', token: await token('agent-sts'), body: JSON.stringify({ grant: 'reports-read' }) })).status).toBe(503);
+  undo();
+  undo = patch(rt.leases, 'createPending', () => Promise.reject(Object.assign(new Error('Requested resource not found'), { name: 'ResourceNotFoundException' })));
+  expect((await call('/v1/vend', { method: 'POST', token: await token('agent-ddb'), body: JSON.stringify({ grant: 'reports-read' }) })).status).toBe(503);
+  undo();
+  undo = patch(rt.leases, 'get', () => Promise.reject(new TypeError('boom: an unexpected error')));
+  expect((await call(`/v1/leases/${a2.body.leaseId}`, { token: await token('agent-a') })).status).toBe(500);
+  undo();
+  const datadog = fakeAt(rt.config.vendors.find((v) => v.name === 'datadog')!.baseUrl)!;
+  datadog.fail('test', 500);
+  expect((await call('/v1/broker/datadog/api/v1/validate', { token: brokerToken })).status).not.toBe(200);
+  datadog.fail('create', 500);
+  expect((await call('/v1/admin/vendors/datadog/rotate', { method: 'POST', admin: true, body: JSON.stringify({ reason: 'scan-fail' }) })).status).toBeGreaterThanOrEqual(500);
+  datadog.faults = [];
+  const errorLines = stack.logs.filter((l) => /"error"/.test(l));
+  expect(errorLines.length).toBeGreaterThan(3);
+
   // Every vendor key the fakes ever issued, and each management credential.
   for (const v of stack.runtime.config.vendors) {
     const fake = fakeAt(v.baseUrl)!;
@@ -87,4 +151,30 @@ it('runs every flow and leaks nothing', async () => {
   expect(leaked.filter((s) => !handedOut.has(s))).toEqual([]);
   // ...and each appears in exactly the one answer that handed it out, never in a later one.
   for (const s of handedOut) expect(answers.filter((a) => a.includes(s))).toHaveLength(1);
+  // No secret in any encoding in a log line (base64 runs decoded too).
+  const logs = withDecoded(stack.logs.join('\n'));
+  expect([...secrets].filter((s) => found(logs, s))).toEqual([]);
+
+  // What is stored: every DynamoDB item, then every file of the data folder outside the secret stores.
+  const ddb = new DynamoDBClient({ endpoint: stack.stack.endpoints.dynamodb, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const items: unknown[] = [];
+  let start: Record<string, any> | undefined;
+  do {
+    const page = await ddb.send(new ScanCommand({ TableName: TABLE, ExclusiveStartKey: start }));
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  ddb.destroy();
+  expect(items.length).toBeGreaterThan(5);
+  const table = withDecoded(JSON.stringify(items));
+  expect([...secrets].filter((s) => found(table, s))).toEqual([]);
+
+  await stack.close(); // flushes the emulator's state
+  const files = filesUnder(dataDir).filter((f) => !SECRET_HOMES.some((h) => relative(dataDir, f).startsWith(h)));
+  expect(files.map((f) => relative(dataDir, f))).toContain('sts-iam-state.json');
+  const leakedToDisk = files.flatMap((f) => {
+    const text = withDecoded(readFileSync(f).toString('latin1'));
+    return [...secrets].filter((s) => found(text, s)).map((s) => `${relative(dataDir, f)}: ${s.slice(0, 6)}…`);
+  });
+  expect(leakedToDisk).toEqual([]);
 });

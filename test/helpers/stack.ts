@@ -18,6 +18,8 @@ export interface TestStackOptions {
   policies?: Record<string, string>;
   clock?: Clock;
   jwks?: LocalStackOptions['jwks'];
+  /** Keep state on disk in this folder (default: ephemeral, in memory). */
+  dataDir?: string;
 }
 
 export interface TestStack {
@@ -53,7 +55,7 @@ export const EXAMPLE_CONFIG = readFileSync('config/tvm.yaml', 'utf8');
 export async function startTestStack(opts: TestStackOptions = {}): Promise<TestStack> {
   const configPath = opts.yaml ? writeConfig(opts.yaml, opts.policies) : (opts.configPath ?? 'config/tvm.yaml');
   const logs: string[] = [];
-  const stack = await startLocalStack({ configPath, port: 0, ephemeral: true, logSink: (l) => logs.push(l), sweepIntervalMs: 0, rotateIntervalMs: 0, clock: opts.clock, jwks: opts.jwks });
+  const stack = await startLocalStack({ configPath, port: 0, ephemeral: !opts.dataDir, dataDir: opts.dataDir, logSink: (l) => logs.push(l), sweepIntervalMs: 0, rotateIntervalMs: 0, clock: opts.clock, jwks: opts.jwks });
   const api = stack.endpoints.api;
   const mintToken = (claims: Record<string, unknown> = { team: 'analytics' }, m: Omit<MintOptions, 'claims'> = {}) => stack.issuer.mint({ ...m, claims });
   return {
