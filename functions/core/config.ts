@@ -79,6 +79,18 @@ export const grantSchema = z
     sessionTags: z.record(z.string().regex(/^[\w.:/=+@-]{1,128}$/, 'tag key'), z.string().max(256)).optional(),
     /** More live (pending or active, unexpired) leases than this for one principal on this grant → 429. */
     maxLiveLeasesPerPrincipal: z.number().int().min(1).max(10_000).optional(),
+    /**
+     * Credentials that work only where they were vended: from the vend's source address
+     * (`aws:SourceIp`), or only through these VPC endpoints (`aws:SourceVpce`). Exactly one.
+     */
+    bind: z
+      .object({
+        sourceIp: z.literal(true).optional(),
+        sourceVpce: z.array(z.string().regex(/^vpce-[0-9a-f]{8,17}$/, 'must be a VPC endpoint id (vpce-…)')).min(1).max(10).optional(),
+      })
+      .strict()
+      .refine((b) => (b.sourceIp === undefined) !== (b.sourceVpce === undefined), { message: 'needs exactly one of sourceIp: true or sourceVpce: [...]' })
+      .optional(),
   })
   .strict();
 

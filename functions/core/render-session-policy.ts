@@ -3,7 +3,8 @@
  * A placeholder value that could change the policy's structure refuses the request: it is
  * never escaped into place.
  */
-import { InvalidRequest } from './errors.js';
+import { isIP } from 'node:net';
+import { AccessDenied, InvalidRequest } from './errors.js';
 import type { GrantConfig } from './config.js';
 
 /** STS refuses a plaintext session policy over this many characters. */
@@ -22,6 +23,8 @@ export interface RenderValues {
   context: Record<string, unknown>;
   principal: string;
   leaseId: string;
+  /** The vend's source address as the API saw it (a grant with `bind.sourceIp` needs it). */
+  sourceIp?: string;
 }
 
 /** Names every placeholder in a template string that tvm does not know (for config checks). */
@@ -72,12 +75,37 @@ function renderValue(v: unknown, grant: string, values: RenderValues): unknown {
   return v;
 }
 
+/** Requests AWS services make on the caller's behalf keep its credentials but not its address. */
+const NOT_VIA_AWS_SERVICE = { Bool: { 'aws:ViaAWSService': 'false' } };
+
 /**
- * Renders the grant's session policy, minified.
- * @throws InvalidRequest `placeholder_unsafe`, `placeholder_missing` or `session_policy_too_large`.
+ * The statement that binds a grant's credentials to where they were vended (AWS's pattern for
+ * "deny unless from these addresses", with the `aws:ViaAWSService` exception), or none.
+ * @throws AccessDenied `source_ip_unknown` when the grant binds to an address tvm does not know.
+ */
+export function bindStatement(grant: GrantConfig, sourceIp: string | undefined): Record<string, unknown> | undefined {
+  const bind = grant.bind;
+  if (!bind) return undefined;
+  if (bind.sourceVpce) {
+    return { Sid: 'TvmBindSourceVpce', Effect: 'Deny', Action: '*', Resource: '*', Condition: { StringNotEquals: { 'aws:SourceVpce': bind.sourceVpce }, ...NOT_VIA_AWS_SERVICE } };
+  }
+  const family = sourceIp === undefined ? 0 : isIP(sourceIp);
+  // Fail closed: a grant bound to the caller's address is never vended unbound.
+  if (!family) throw new AccessDenied('source_ip_unknown', { grant: grant.name });
+  const cidr = `${sourceIp}/${family === 4 ? 32 : 128}`;
+  return { Sid: 'TvmBindSourceIp', Effect: 'Deny', Action: '*', Resource: '*', Condition: { NotIpAddress: { 'aws:SourceIp': cidr }, ...NOT_VIA_AWS_SERVICE } };
+}
+
+/**
+ * Renders the grant's session policy, minified, with its `bind` statement; the size limit counts it.
+ * @throws InvalidRequest `placeholder_unsafe`, `placeholder_missing` or `session_policy_too_large`;
+ *   AccessDenied `source_ip_unknown`.
  */
 export function renderSessionPolicy(grant: GrantConfig, values: RenderValues): string {
-  const policy = JSON.stringify(renderValue(grant.sessionPolicy, grant.name, values));
+  const rendered = renderValue(grant.sessionPolicy, grant.name, values) as { Statement: unknown[] };
+  const bound = bindStatement(grant, values.sourceIp);
+  if (bound) rendered.Statement = [...rendered.Statement, bound];
+  const policy = JSON.stringify(rendered);
   if (policy.length > MAX_SESSION_POLICY_CHARS) {
     throw new InvalidRequest('session_policy_too_large', { grant: grant.name, chars: policy.length });
   }

@@ -102,7 +102,7 @@ export async function vendCredentials(deps: VendDeps, request: VendRequest, reco
 
   const leaseId = deps.ids.leaseId();
   record.leaseId = leaseId;
-  const values = { claims: who.claims, context: request.context as Record<string, unknown>, principal: who.principal, leaseId };
+  const values = { claims: who.claims, context: request.context as Record<string, unknown>, principal: who.principal, leaseId, sourceIp: request.sourceIp };
   const policy = renderSessionPolicy(grant, values);
   const tags = { ...renderSessionTags(grant, values), 'tvm:lease': leaseId, 'tvm:grant': grant.name, 'tvm:issuer': who.issuer.name };
 

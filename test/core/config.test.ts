@@ -143,6 +143,12 @@ describe('loadConfig refuses, naming file, path and what is wrong', () => {
     ['a statement without a resource', yamlOf({ grants: GRANT.replace(/ +Resource:.*\n/, '') }), 'grants[0].sessionPolicy.Statement[0]', /exactly one of Resource or NotResource/],
     ['a policy version from 2008', yamlOf({ grants: GRANT.replace('2012-10-17', '2008-10-17') }), 'grants[0].sessionPolicy.Version', /2012-10-17/],
     ['a retention of 0 days', yamlOf({ extra: 'leases: { retentionDays: 0 }\n' }), 'leases.retentionDays', /1/],
+    ['bind with both sourceIp and sourceVpce', yamlOf({ grants: GRANT + '    bind: { sourceIp: true, sourceVpce: [vpce-0123456789abcdef0] }\n' }), 'grants[0].bind', /exactly one of sourceIp/],
+    ['bind with neither', yamlOf({ grants: GRANT + '    bind: {}\n' }), 'grants[0].bind', /exactly one of sourceIp/],
+    ['bind.sourceIp false', yamlOf({ grants: GRANT + '    bind: { sourceIp: false }\n' }), 'grants[0].bind.sourceIp', /true/],
+    ['a VPC endpoint id that is not one', yamlOf({ grants: GRANT + '    bind: { sourceVpce: [vpc-123] }\n' }), 'grants[0].bind.sourceVpce[0]', /vpce-/],
+    ['maxLiveLeasesPerPrincipal of 0', yamlOf({ grants: GRANT + '    maxLiveLeasesPerPrincipal: 0\n' }), 'grants[0].maxLiveLeasesPerPrincipal', /1/],
+    ['a rate window of 0 seconds', yamlOf({ extra: 'leases: { ratePerPrincipal: { vends: 10, windowSeconds: 0 } }\n' }), 'leases.ratePerPrincipal.windowSeconds', /1/],
   ];
 
   it.each(table)('%s', (_name, yaml, path, message) => {

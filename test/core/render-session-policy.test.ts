@@ -3,6 +3,7 @@
  * change the policy's structure refuses the request (never escaped into place).
  */
 import { describe, expect, it } from 'vitest';
+import { runSimulation } from '@cloud-copilot/iam-simulate';
 import type { GrantConfig } from '../../functions/core/config.js';
 import { TvmError } from '../../functions/core/errors.js';
 import {
@@ -176,5 +177,83 @@ describe('unknownPlaceholders', () => {
     ['${principal} and ${claims.x', ['${ (unclosed)']],
   ])('%s → %j', (text, bad) => {
     expect(unknownPlaceholders(text)).toEqual(bad);
+  });
+});
+
+describe('bind: credentials that work only where they were vended', () => {
+  const bound = (bind: GrantConfig['bind']): GrantConfig => ({ ...grant('arn:aws:s3:::reports/*'), bind });
+  const ROLE = 'arn:aws:iam::123456789012:role/tvm/reports-read';
+  const ALLOW_ALL = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] };
+
+  /** IAM's answer (a real policy engine) for s3:GetObject with this session policy and context. */
+  async function decide(sessionPolicy: string, context: Record<string, string>): Promise<string> {
+    const result = await runSimulation(
+      {
+        request: {
+          principal: `arn:aws:sts::123456789012:assumed-role/reports-read/tvm-L`,
+          action: 's3:GetObject',
+          resource: { resource: 'arn:aws:s3:::reports/x.csv', accountId: '123456789012' },
+          contextVariables: { 'aws:PrincipalArn': ROLE, 'aws:ViaAWSService': 'false', ...context },
+        },
+        identityPolicies: [{ name: 'role', policy: ALLOW_ALL }],
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+        sessionPolicy: JSON.parse(sessionPolicy),
+      },
+      { simulationMode: 'Strict' },
+    );
+    if (result.resultType === 'error') throw new Error(result.errors.message);
+    return result.overallResult;
+  }
+
+  it.each([
+    ['the address that vended them', { 'aws:SourceIp': '127.0.0.1' }, 'Allowed'],
+    ['another address', { 'aws:SourceIp': '127.0.0.2' }, 'ExplicitlyDenied'],
+    ['no address at all', {}, 'ExplicitlyDenied'],
+    ['an AWS service on the caller’s behalf', { 'aws:SourceIp': '52.95.1.1', 'aws:ViaAWSService': 'true' }, 'Allowed'],
+  ])('sourceIp: a request from %s is %s', async (_label, context, want) => {
+    const policy = renderSessionPolicy(bound({ sourceIp: true }), { ...values(), sourceIp: '127.0.0.1' });
+    expect(JSON.parse(policy).Statement.at(-1)).toEqual({
+      Sid: 'TvmBindSourceIp',
+      Effect: 'Deny',
+      Action: '*',
+      Resource: '*',
+      Condition: { NotIpAddress: { 'aws:SourceIp': '127.0.0.1/32' }, Bool: { 'aws:ViaAWSService': 'false' } },
+    });
+    expect(await decide(policy, context)).toBe(want);
+  });
+
+  it('binds an IPv6 caller to its /128', () => {
+    const policy = renderSessionPolicy(bound({ sourceIp: true }), { ...values(), sourceIp: '2001:db8::7' });
+    expect(JSON.parse(policy).Statement.at(-1).Condition.NotIpAddress).toEqual({ 'aws:SourceIp': '2001:db8::7/128' });
+  });
+
+  it.each([[undefined], [''], ['not-an-ip'], ['10.0.0.7/8']])('refuses (fails closed) when the caller’s address is %s', (sourceIp) => {
+    expect(refusal(() => renderSessionPolicy(bound({ sourceIp: true }), { ...values(), sourceIp }))).toMatchObject({ code: 'access_denied', reason: 'source_ip_unknown' });
+  });
+
+  it.each([
+    ['through a listed endpoint', { 'aws:SourceVpce': 'vpce-0123456789abcdef0' }, 'Allowed'],
+    ['through another endpoint', { 'aws:SourceVpce': 'vpce-0fffffffffffffff0' }, 'ExplicitlyDenied'],
+    ['from the internet', { 'aws:SourceIp': '198.51.100.7' }, 'ExplicitlyDenied'],
+  ])('sourceVpce: a request %s is %s', async (_label, context, want) => {
+    const policy = renderSessionPolicy(bound({ sourceVpce: ['vpce-0123456789abcdef0', 'vpce-0aaaaaaaaaaaaaaa0'] }), values());
+    expect(await decide(policy, context)).toBe(want);
+  });
+
+  it('counts the bind statement in the 2,048-character limit', () => {
+    // A template that fits alone but not with the statement.
+    const base = renderSessionPolicy(grant('arn:aws:s3:::r/x'), values()).length;
+    const pad = 'p'.repeat(MAX_SESSION_POLICY_CHARS - base - 10);
+    const g = grant(`arn:aws:s3:::r/${pad}`);
+    expect(renderSessionPolicy(g, values()).length).toBeLessThanOrEqual(MAX_SESSION_POLICY_CHARS);
+    expect(refusal(() => renderSessionPolicy({ ...g, bind: { sourceIp: true } }, { ...values(), sourceIp: '127.0.0.1' }))).toMatchObject({
+      code: 'invalid_request',
+      reason: 'session_policy_too_large',
+    });
+  });
+
+  it('leaves an unbound grant as it was', () => {
+    expect(JSON.parse(renderSessionPolicy(grant('arn:aws:s3:::r/x'), { ...values(), sourceIp: '127.0.0.1' })).Statement).toHaveLength(1);
   });
 });

@@ -342,3 +342,21 @@ describe('cedarContext', () => {
     for (const [k, v] of Object.entries(out)) expect(v, k).not.toBeUndefined();
   });
 });
+
+describe('bind.sourceIp', () => {
+  const BOUND: GrantConfig = { ...GRANTS[0], bind: { sourceIp: true } };
+
+  it("binds the session policy STS gets to the vend's source address", async () => {
+    deps.config = { ...deps.config, grants: [BOUND] };
+    await vendCredentials(deps, request({ sourceIp: '10.0.0.7' }));
+    const statements = JSON.parse(sts.calls[0].policy).Statement;
+    expect(statements.at(-1)).toMatchObject({ Effect: 'Deny', Condition: { NotIpAddress: { 'aws:SourceIp': '10.0.0.7/32' }, Bool: { 'aws:ViaAWSService': 'false' } } });
+  });
+
+  it('refuses 403 source_ip_unknown without an address: no STS call, no lease', async () => {
+    deps.config = { ...deps.config, grants: [BOUND] };
+    expect(await refusal(vendCredentials(deps, request({ sourceIp: undefined })))).toEqual({ code: 'access_denied', reason: 'source_ip_unknown' });
+    expect(sts.calls).toHaveLength(0);
+    expect(leases.leases.size).toBe(0);
+  });
+});
