@@ -102,7 +102,7 @@ export function createBase(settings: RuntimeSettings): Base {
 
 export function tokenParts(base: Base): TokenParts {
   return {
-    keys: createJwksKeyResolver(base.config.issuers, base.settings.jwks),
+    keys: createJwksKeyResolver(base.config.issuers, { clock: base.clock, ...base.settings.jwks }),
     replay: new DynamoReplayGuard(base.ddb, base.table, base.clock),
   };
 }
