@@ -4,12 +4,15 @@ import { adminCall, endpoint, EXIT, parse, refusalOf, UsageError, type Io } from
 const HELP = `usage: tvm vendors [--json] [--endpoint URL]
 
 Lists each vendor with its current key id, last rotation, next rotation due, keys waiting out
-the overlap, and the last error. Keys themselves are never shown.
+the overlap, and the last error. A vendor whose management credential has not been set yet is
+"not configured": nothing is rotated until it is. Keys themselves are never shown.
 `;
 
 interface Status {
   name: string;
   kind: string;
+  /** false until an operator sets the vendor's management credential. */
+  configured?: boolean;
   currentKeyId?: string;
   lastRotatedAt?: string;
   nextDueAt?: string;
@@ -40,7 +43,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     rows.push([
       v.name,
       v.kind,
-      v.currentKeyId ?? '-',
+      v.configured === false ? 'not configured (set the management credential)' : (v.currentKeyId ?? '-'),
       v.lastRotatedAt ?? '-',
       v.nextDueAt ?? '-',
       v.retiring.length ? v.retiring.map((r) => `${r.keyId} (revoke after ${r.revokeAfter})`).join(', ') : '-',

@@ -42,7 +42,7 @@ export function createBrokerHandler(rt: BrokerRuntime) {
         const body = rawBody(event, MAX_BROKER_BODY_BYTES);
         const vr = vendorRuntime(rt);
         const answer = await brokerRequest(
-          { vendors: rt.config.vendors, policy: rt.policy, http: vr.http, keys: vr.keyCache, keysFor: vr.keysFor },
+          { vendors: rt.config.vendors, policy: rt.policy, http: vr.http, keys: vr.keyCacheFor(vendor), keysFor: vr.keysFor },
           {
             who,
             vendor,

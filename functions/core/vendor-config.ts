@@ -67,6 +67,11 @@ export const vendorSchema = z
         allow: z.array(allowEntry).min(1),
         /** Seconds tvm waits for the vendor on a brokered call (API Gateway stops at 30). */
         timeoutSeconds: z.number().int().min(1).max(29).default(25),
+        /**
+         * Seconds the broker uses a key it read before reading AWSCURRENT again: after a rotation,
+         * calls move to the new key within this time (a key the vendor rejects is reloaded at once).
+         */
+        keyCacheSeconds: z.number().int().min(0).max(300).default(30),
       })
       .strict(),
     /** openai: the project whose service accounts carry the keys. */

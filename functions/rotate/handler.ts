@@ -1,27 +1,29 @@
 /**
  * The rotate function. Three kinds of event:
- * - a schedule (EventBridge Scheduler, or the local stack's timer): every vendor is settled,
- *   rotated when due and has its retired keys revoked after the overlap; one vendor failing
- *   never blocks another;
+ * - a schedule (EventBridge Scheduler, or the local stack's timer): `runScheduledRotations`;
  * - a Secrets Manager rotation step `{SecretId, ClientRequestToken, Step}` (this function is also
- *   each key secret's rotation Lambda);
- * - the admin routes `GET /v1/admin/vendors` and `POST /v1/admin/vendors/{name}/rotate`.
+ *   each key secret's rotation Lambda): `runRotationStep`;
+ * - the admin routes `GET /v1/admin/vendors` and `POST /v1/admin/vendors/{name}/rotate`, in the
+ *   shared request envelope.
+ * The lock of each rotation lasts as long as this invocation can still run (Lambda's remaining time).
  */
 import { z } from 'zod';
-import { InvalidRequest, NotFound, TvmError } from '../core/errors.js';
+import { InvalidRequest, NotFound } from '../core/errors.js';
 import {
   failureReason,
-  rotateIfDue,
+  ROTATION_STEPS,
   rotateVendorKey,
   runRotationStep,
+  runScheduledRotations,
   vendorStatus,
-  type RotationOutcome,
   type RotationStep,
+  type ScheduledResult,
 } from '../core/rotate-vendor-key.js';
-import { adminIdentity, errorResult, header, json, rawBody, requestIdOf, type HttpEvent, type HttpResult } from '../shared/http.js';
+import { inEnvelope } from '../shared/envelope.js';
+import { adminIdentity, header, json, rawBody, type HttpEvent, type HttpResult } from '../shared/http.js';
 import { parseRequest } from '../shared/request.js';
 import type { RotateRuntime } from '../shared/runtime.js';
-import { vendorRuntime } from '../shared/vendor-runtime.js';
+import { rotationLockTtlMs, vendorRuntime } from '../shared/vendor-runtime.js';
 
 export interface SecretsManagerRotationEvent {
   SecretId: string;
@@ -30,10 +32,13 @@ export interface SecretsManagerRotationEvent {
 }
 
 export interface ScheduledRunResult {
-  results: (RotationOutcome | { vendor: string; outcome: 'failed' | 'busy'; reason: string })[];
+  results: ScheduledResult[];
 }
 
-const STEPS: RotationStep[] = ['createSecret', 'setSecret', 'testSecret', 'finishSecret'];
+/** What Lambda passes beside the event (absent locally). */
+export interface InvocationContext {
+  getRemainingTimeInMillis(): number;
+}
 
 const rotateBodySchema = z
   .object({
@@ -52,111 +57,84 @@ function isHttpEvent(e: unknown): e is HttpEvent {
   return !!x && typeof x.routeKey === 'string' && !!(x.requestContext as Record<string, unknown> | undefined)?.http;
 }
 
+function rotateBody(event: HttpEvent): z.infer<typeof rotateBodySchema> {
+  const buf = rawBody(event, 16 * 1024);
+  if (!buf.length) return {};
+  if (!/^application\/json\b/i.test(header(event, 'content-type') ?? '')) throw new InvalidRequest('content_type', undefined, 'Content-Type must be application/json.');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new InvalidRequest('malformed_json', undefined, 'The body is not valid JSON.');
+  }
+  return parseRequest(rotateBodySchema, parsed);
+}
+
 export function createRotateHandler(rt: RotateRuntime) {
-  /** Every vendor, one at a time; failures are recorded and counted, never thrown. */
-  async function scheduled(): Promise<ScheduledRunResult> {
-    const vr = vendorRuntime(rt);
-    const results: ScheduledRunResult['results'] = [];
-    for (const vendor of vr.vendors) {
+  const vr = vendorRuntime(rt);
+  const lockTtl = (context?: InvocationContext) => ({ lockTtlMs: context ? rotationLockTtlMs(context.getRemainingTimeInMillis()) : undefined });
+
+  async function scheduled(context?: InvocationContext): Promise<ScheduledRunResult> {
+    const results = await runScheduledRotations(vr.vendors, (vendor) => {
       const target = vr.target(vendor.name);
-      if (!target) {
-        rt.metrics.count('RotationFailures');
-        rt.audit.event('vendor_rotation_failed', { vendor: vendor.name, reason: 'vendor_secret_not_configured' });
-        results.push({ vendor: vendor.name, outcome: 'failed', reason: 'vendor_secret_not_configured' });
-        continue;
-      }
-      try {
-        results.push(await rotateIfDue(vr.rotateDeps(vendor), target));
-      } catch (e) {
-        const reason = failureReason(e);
-        if (reason === 'rotation_in_progress') {
-          results.push({ vendor: vendor.name, outcome: 'busy', reason });
-          continue;
-        }
-        rt.metrics.count('RotationFailures');
-        if (!(e instanceof TvmError)) rt.logger.warn('rotation failed', { vendor: vendor.name, reason, error: (e as Error)?.message });
-        results.push({ vendor: vendor.name, outcome: 'failed', reason });
-      }
-    }
+      return target && { deps: vr.rotateDeps(vendor, lockTtl(context)), target };
+    });
+    for (const r of results) if (r.outcome === 'failed') rt.metrics.count('RotationFailures');
     rt.audit.event('vendor_schedule', { results: results.map((r) => ({ vendor: r.vendor, outcome: r.outcome, ...('reason' in r ? { reason: r.reason } : {}) })) });
     return { results };
   }
 
-  async function secretsManagerStep(event: SecretsManagerRotationEvent): Promise<void> {
-    const vr = vendorRuntime(rt);
-    if (!STEPS.includes(event.Step)) throw new Error(`unknown rotation step ${String(event.Step).slice(0, 40)}`);
+  async function secretsManagerStep(event: SecretsManagerRotationEvent, context?: InvocationContext): Promise<void> {
+    if (!ROTATION_STEPS.includes(event.Step)) throw new InvalidRequest('unknown_rotation_step', { step: String(event.Step).slice(0, 40) });
     const vendor = vr.vendorBySecret(event.SecretId);
-    if (!vendor) throw new Error('the secret is not a vendor key secret of this tvm');
+    if (!vendor) throw new NotFound('not_a_vendor_key_secret');
     try {
-      await runRotationStep(vr.rotateDeps(vendor), { vendor, secretId: event.SecretId }, event.Step, event.ClientRequestToken);
+      await runRotationStep(vr.rotateDeps(vendor, lockTtl(context)), { vendor, secretId: vr.secretIds[vendor.name].key }, event.Step, event.ClientRequestToken);
     } catch (e) {
       rt.metrics.count('RotationFailures');
+      rt.audit.event('vendor_rotation_step_failed', { vendor: vendor.name, step: event.Step, reason: failureReason(e) });
       throw e; // Secrets Manager marks the rotation failed and retries the step.
     }
   }
 
-  async function http(event: HttpEvent): Promise<HttpResult> {
-    const requestId = requestIdOf(event);
-    const record: Record<string, unknown> = { requestId, route: event.routeKey };
-    let status = 500;
-    try {
-      const admin = adminIdentity(event);
-      record.admin = admin;
-      const vr = vendorRuntime(rt);
+  function http(event: HttpEvent, context?: InvocationContext): Promise<HttpResult> {
+    return inEnvelope(rt, event, 'vendor_admin', async (record) => {
+      record.admin = adminIdentity(event);
       if (event.routeKey === 'GET /v1/admin/vendors') {
-        const vendors = await Promise.all(vr.vendors.map((v) => vendorStatus(vr, v)));
-        status = 200;
-        return json(200, { vendors });
+        return json(200, { vendors: await Promise.all(vr.vendors.map((v) => vendorStatus(vr.rotateDeps(v), v))) });
       }
       if (event.routeKey === 'POST /v1/admin/vendors/{name}/rotate') {
         const name = event.pathParameters?.name ?? '';
         record.vendor = name;
         const target = vr.target(name);
         if (!target) throw new NotFound('unknown_vendor', { vendor: name });
-        const buf = rawBody(event, 16 * 1024);
-        let body: z.infer<typeof rotateBodySchema> = {};
-        if (buf.length) {
-          if (!/^application\/json\b/i.test(header(event, 'content-type') ?? '')) throw new InvalidRequest('content_type', undefined, 'Content-Type must be application/json.');
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(buf.toString('utf8'));
-          } catch {
-            throw new InvalidRequest('malformed_json', undefined, 'The body is not valid JSON.');
-          }
-          body = parseRequest(rotateBodySchema, parsed);
-        }
-        Object.assign(record, { reason: body.reason, revokePrevious: !!body.revokePrevious });
-        let outcome: RotationOutcome;
+        const body = rotateBody(event);
+        Object.assign(record, { rotateReason: body.reason, revokePrevious: !!body.revokePrevious });
         try {
-          outcome = await rotateVendorKey(vr.rotateDeps(target.vendor), target, { reason: body.reason ?? 'admin', by: admin, revokePrevious: body.revokePrevious });
+          const outcome = await rotateVendorKey(vr.rotateDeps(target.vendor, lockTtl(context)), target, {
+            reason: body.reason ?? 'admin',
+            by: String(record.admin),
+            revokePrevious: body.revokePrevious,
+          });
+          record.keyId = outcome.keyId;
+          return json(200, outcome);
         } catch (e) {
-          if (failureReason(e) !== 'rotation_in_progress') rt.metrics.count('RotationFailures');
+          if (!['rotation_in_progress', 'vendor_not_configured'].includes(failureReason(e))) rt.metrics.count('RotationFailures');
           throw e;
         }
-        status = 200;
-        record.keyId = outcome.keyId;
-        return json(200, outcome);
       }
       throw new NotFound('unknown_route', { route: event.routeKey });
-    } catch (e) {
-      const answer = errorResult(e, requestId);
-      status = answer.statusCode;
-      record.reason = failureReason(e);
-      if (e instanceof TvmError && e.detail) record.detail = e.detail;
-      if (!(e instanceof TvmError)) rt.logger.error('unexpected error', { requestId, error: (e as Error)?.message });
-      return answer;
-    } finally {
-      rt.audit.event('vendor_admin', { ...record, status });
-    }
+    });
   }
 
-  return async function rotateHandler(event: unknown): Promise<unknown> {
+  return async function rotateHandler(event: unknown, context?: InvocationContext): Promise<unknown> {
+    if (isHttpEvent(event)) return http(event, context);
     try {
-      if (isRotationEvent(event)) return await secretsManagerStep(event);
-      if (isHttpEvent(event)) return await http(event);
-      return await scheduled();
+      if (isRotationEvent(event)) return await secretsManagerStep(event, context);
+      return await scheduled(context);
     } finally {
       rt.metrics.flush();
     }
   };
 }
+

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import { KeyCache } from '../core/broker-request.js';
-import type { RotateDeps, RotateTarget } from '../core/rotate-vendor-key.js';
+import { isConfiguredValue, type RotateDeps, type RotateTarget } from '../core/rotate-vendor-key.js';
 import type { VendorConfig } from '../core/vendor-config.js';
 import { AWSCURRENT, type SecretStore, type VendorHttp, type VendorKeys, type VendorStateStore } from '../core/vendor-ports.js';
 import { UpstreamUnavailable } from '../core/errors.js';
@@ -16,7 +16,7 @@ import { DynamoVendorStateStore } from '../adapters/dynamodb-vendor-state.js';
 import { fetchVendorHttp, HttpVendorKeys, type ManagementSource } from '../adapters/http-vendor.js';
 import { OpenAiVendorKeys } from '../adapters/openai-vendor.js';
 import { SecretsManagerStore } from '../adapters/secrets-manager-store.js';
-import { ENV } from './env.js';
+import { ENV, vendorSecretsSchema } from './env.js';
 import type { Base } from './compose.js';
 
 export interface VendorSecretIds {
@@ -34,11 +34,11 @@ export interface VendorRuntimeSettings {
   secretsManagerEndpoint?: string;
   http?: VendorHttp;
   state?: VendorStateStore;
-  /** How long the broker trusts a cached key before reading it again. @default 30 s */
+  /** How long the broker trusts a cached key before reading it again, for every vendor. @default each vendor's `broker.keyCacheSeconds` */
   keyCacheTtlMs?: number;
   /** How long a management credential is cached. @default 5 minutes */
   managementCacheTtlMs?: number;
-  /** @default 5 minutes */
+  /** @default the rotate function's timeout plus a margin (`rotationLockTtlMs()`) */
   lockTtlMs?: number;
 }
 
@@ -48,11 +48,14 @@ export interface VendorRuntime {
   secretIds: Record<string, VendorSecretIds>;
   state: VendorStateStore;
   http: VendorHttp;
-  keyCache: KeyCache;
+  /** The broker's cache of `vendor`'s current key. */
+  keyCacheFor(vendor: string): KeyCache;
   keysFor(vendor: VendorConfig): VendorKeys;
   target(name: string): RotateTarget | undefined;
-  /** Ports for one rotation run (a fresh lock owner each time). */
-  rotateDeps(vendor: VendorConfig): RotateDeps;
+  /** Whether the vendor's management credential is set (cached like the credential). */
+  configured(vendor: VendorConfig): Promise<boolean>;
+  /** Ports for one rotation run (a fresh lock owner each time); `lockTtlMs` from the invocation's remaining time. */
+  rotateDeps(vendor: VendorConfig, opts?: { lockTtlMs?: number }): RotateDeps;
   /** The vendor whose key secret is `secretId` (name or ARN), for Secrets Manager rotation events. */
   vendorBySecret(secretId: string): VendorConfig | undefined;
 }
@@ -75,14 +78,44 @@ export function secretsManagerClient(opts: { region: string; credentials?: AwsCr
   });
 }
 
-/** Parses `$TVM_VENDOR_SECRETS`: `{"<vendor>": {"key": "<arn>", "management": "<arn>"}}`. */
-export function parseVendorSecrets(text: string | undefined): Record<string, VendorSecretIds> {
-  if (!text) return {};
-  const parsed = JSON.parse(text) as Record<string, VendorSecretIds>;
-  for (const [name, ids] of Object.entries(parsed)) {
-    if (!ids || typeof ids.key !== 'string' || typeof ids.management !== 'string') throw new Error(`${ENV.vendorSecrets}: ${name} needs "key" and "management"`);
+/**
+ * Parses `$TVM_VENDOR_SECRETS` (`{"<vendor>": {"key": "<secret id>", "management": "<secret id>"}}`,
+ * env.ts's schema) and checks it covers the configured vendors: at init, so a bad deployment fails
+ * there, naming the variable, not on each request.
+ * @throws Error naming `TVM_VENDOR_SECRETS` and what is wrong.
+ */
+export function parseVendorSecrets(text: string | undefined, vendors: readonly Pick<VendorConfig, 'name'>[] = []): Record<string, VendorSecretIds> {
+  let raw: unknown = {};
+  if (text) {
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      throw new Error(`${ENV.vendorSecrets}: is not valid JSON`);
+    }
   }
-  return parsed;
+  const parsed = vendorSecretsSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`${ENV.vendorSecrets}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'} ${i.message}`).join('; ')}`);
+  return checkVendorSecrets(parsed.data, vendors);
+}
+
+/** Every configured vendor needs its two secrets. @throws Error naming `TVM_VENDOR_SECRETS`. */
+export function checkVendorSecrets(ids: Record<string, VendorSecretIds>, vendors: readonly Pick<VendorConfig, 'name'>[]): Record<string, VendorSecretIds> {
+  const missing = vendors.filter((v) => !ids[v.name]).map((v) => v.name);
+  if (missing.length) throw new Error(`${ENV.vendorSecrets}: no secrets for the configured vendor${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
+  return ids;
+}
+
+/**
+ * The rotate function's timeout (infra sets the function's timeout from it). The rotation lock
+ * lasts as long as an invocation can run, plus a margin: a crashed run blocks the next one no
+ * longer than that, and no run can still write once another has taken the lock.
+ */
+export const ROTATE_FUNCTION_TIMEOUT_SECONDS = 300;
+export const LOCK_MARGIN_MS = 10_000;
+
+/** The lock TTL for an invocation with `remainingMs` left (Lambda's `getRemainingTimeInMillis()`), else the function's timeout. */
+export function rotationLockTtlMs(remainingMs?: number): number {
+  return (remainingMs ?? ROTATE_FUNCTION_TIMEOUT_SECONDS * 1000) + LOCK_MARGIN_MS;
 }
 
 const built = new WeakMap<Base, VendorRuntime>();
@@ -99,27 +132,44 @@ export function vendorRuntime(rt: Base): VendorRuntime {
 
 export function createVendorRuntime(rt: Base, settings: VendorRuntimeSettings): VendorRuntime {
   const vendors = rt.config.vendors;
-  const secretIds = settings.secretIds ?? parseVendorSecrets(process.env[ENV.vendorSecrets]);
+  const secretIds = settings.secretIds ? checkVendorSecrets(settings.secretIds, vendors) : parseVendorSecrets(process.env[ENV.vendorSecrets], vendors);
   const secrets =
     settings.secrets ??
     new SecretsManagerStore(secretsManagerClient({ region: rt.region, credentials: rt.settings.credentials, endpoint: settings.secretsManagerEndpoint }));
   const state = settings.state ?? new DynamoVendorStateStore(rt.ddb, rt.table);
   const http = settings.http ?? fetchVendorHttp();
-  const keyCache = new KeyCache(secrets, (name) => secretIds[name]?.key, rt.clock, settings.keyCacheTtlMs ?? 30_000);
+  // One key cache per vendor, each with the vendor's `broker.keyCacheSeconds` (a runtime-wide
+  // `keyCacheTtlMs` setting overrides them all).
+  const keyCaches = new Map<string, KeyCache>();
+  const keyCacheFor = (name: string): KeyCache => {
+    let c = keyCaches.get(name);
+    if (!c) {
+      const seconds = vendors.find((v) => v.name === name)?.broker.keyCacheSeconds ?? 30;
+      c = new KeyCache(secrets, (n) => secretIds[n]?.key, rt.clock, settings.keyCacheTtlMs ?? seconds * 1000);
+      keyCaches.set(name, c);
+    }
+    return c;
+  };
 
-  const managementCache = new Map<string, { value: string; at: number }>();
+  // The management credential, cached (also when not set: an operator's put is seen within the TTL).
+  const managementCache = new Map<string, { value: string | undefined; at: number }>();
   const managementTtl = settings.managementCacheTtlMs ?? 5 * 60_000;
+  const managementValue = async (vendor: VendorConfig): Promise<string | undefined> => {
+    const hit = managementCache.get(vendor.name);
+    if (hit && rt.clock.now() - hit.at < managementTtl) return hit.value;
+    const id = secretIds[vendor.name]?.management;
+    if (!id) throw new UpstreamUnavailable('vendor_secret_not_configured', { vendor: vendor.name });
+    const value = (await secrets.getValue(id, { stage: AWSCURRENT }))?.value;
+    managementCache.set(vendor.name, { value, at: rt.clock.now() });
+    return value;
+  };
+  const configured = async (vendor: VendorConfig): Promise<boolean> => isConfiguredValue(await managementValue(vendor));
   const management =
     (vendor: VendorConfig): ManagementSource =>
     async () => {
-      const hit = managementCache.get(vendor.name);
-      if (hit && rt.clock.now() - hit.at < managementTtl) return hit.value;
-      const id = secretIds[vendor.name]?.management;
-      if (!id) throw new UpstreamUnavailable('vendor_secret_not_configured', { vendor: vendor.name });
-      const value = (await secrets.getValue(id, { stage: AWSCURRENT }))?.value;
-      if (!value) throw new UpstreamUnavailable('management_credential_missing', { vendor: vendor.name });
-      managementCache.set(vendor.name, { value, at: rt.clock.now() });
-      return value;
+      const value = await managementValue(vendor);
+      if (!isConfiguredValue(value)) throw new UpstreamUnavailable('management_credential_missing', { vendor: vendor.name });
+      return value!;
     };
 
   const adapters = new Map<string, VendorKeys>();
@@ -144,14 +194,15 @@ export function createVendorRuntime(rt: Base, settings: VendorRuntimeSettings): 
     secretIds,
     state,
     http,
-    keyCache,
+    keyCacheFor,
     keysFor,
     target(name) {
       const vendor = vendors.find((v) => v.name === name);
       const ids = secretIds[name];
       return vendor && ids ? { vendor, secretId: ids.key } : undefined;
     },
-    rotateDeps(vendor) {
+    configured,
+    rotateDeps(vendor, opts = {}) {
       return {
         secrets,
         keys: keysFor(vendor),
@@ -160,7 +211,8 @@ export function createVendorRuntime(rt: Base, settings: VendorRuntimeSettings): 
         audit: rt.audit,
         newToken: randomUUID,
         owner: randomUUID(),
-        lockTtlMs: settings.lockTtlMs,
+        lockTtlMs: opts.lockTtlMs ?? settings.lockTtlMs ?? rotationLockTtlMs(),
+        configured: () => configured(vendor),
       };
     },
     vendorBySecret(secretId) {

@@ -21,7 +21,6 @@ import { OpenAiFake } from './openai.js';
 export { DatadogFake } from './datadog.js';
 export { OpenAiFake } from './openai.js';
 export { HttpFake, ACME_HTTP_CONFIG } from './http.js';
-export { MemoryVendorStateStore } from './memory-state.js';
 export { fakeAt, type VendorFake } from './base.js';
 
 export interface VendorFakes {

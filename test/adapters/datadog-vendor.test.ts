@@ -10,7 +10,7 @@ let vendor: VendorConfig;
 beforeAll(async () => {
   fake = new DatadogFake('datadog');
   await fake.start();
-  vendor = { name: 'datadog', kind: 'datadog', baseUrl: fake.url, rotation: { every: '24h', overlap: '15m' }, broker: { allow: ['GET /api/v1/validate'], timeoutSeconds: 5 } };
+  vendor = { name: 'datadog', kind: 'datadog', baseUrl: fake.url, rotation: { every: '24h', overlap: '15m' }, broker: { allow: ['GET /api/v1/validate'], timeoutSeconds: 5, keyCacheSeconds: 30 } };
 });
 afterAll(() => fake.close());
 beforeEach(() => {

@@ -47,7 +47,7 @@ describe.skipIf(!hasMoto('Secrets Manager and vendor state conformance'))('again
     await ensureTable(raw, TABLE);
     fake = new DatadogFake('datadog');
     await fake.start();
-    vendor = { name: 'datadog', kind: 'datadog', baseUrl: fake.url, rotation: { every: '24h', overlap: '15m' }, broker: { allow: ['GET /api/v1/validate'], timeoutSeconds: 5 } };
+    vendor = { name: 'datadog', kind: 'datadog', baseUrl: fake.url, rotation: { every: '24h', overlap: '15m' }, broker: { allow: ['GET /api/v1/validate'], timeoutSeconds: 5, keyCacheSeconds: 30 } };
   }, 60_000);
   afterAll(async () => {
     sm?.destroy();
@@ -117,6 +117,7 @@ describe.skipIf(!hasMoto('Secrets Manager and vendor state conformance'))('again
       newToken: randomUUID,
       owner: randomUUID(),
       lockTtlMs: 60_000,
+      configured: async () => true,
     });
     const keyOf = async (arn: string, versionId: string) => parseVendorKey((await store.getValue(arn, { versionId }))?.value);
 

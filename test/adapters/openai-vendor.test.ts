@@ -16,7 +16,7 @@ beforeAll(async () => {
     baseUrl: fake.url,
     projectId: 'proj_abc',
     rotation: { every: '7d', overlap: '1h' },
-    broker: { allow: ['POST /v1/chat/completions'], timeoutSeconds: 5 },
+    broker: { allow: ['POST /v1/chat/completions'], timeoutSeconds: 5, keyCacheSeconds: 30 },
   };
 });
 afterAll(() => fake.close());

@@ -1,7 +1,7 @@
 /**
- * Rotation against the Datadog fake (loopback) with the embedded secret store and an in-memory
- * state store: happy path, a crash after every step then a rerun, vendor 5xx on each call, two
- * rotations at once.
+ * Rotation against the Datadog fake (loopback) with the embedded secret store and the real
+ * DynamoVendorStateStore (on dynalite): happy path, Secrets Manager-driven rotations, a crash at
+ * every write then a rerun, vendor 5xx on each call, two rotations at once.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
@@ -9,6 +9,8 @@ import { DatadogVendorKeys } from '../../functions/adapters/datadog-vendor.js';
 import { fetchVendorHttp } from '../../functions/adapters/http-vendor.js';
 import { LocalSecretStore } from '../../functions/adapters/local-secret-store.js';
 import {
+  isConfiguredValue,
+  NOT_CONFIGURED,
   parseVendorKey,
   rotateIfDue,
   rotateVendorKey,
@@ -20,24 +22,39 @@ import {
 import type { VendorConfig } from '../../functions/core/vendor-config.js';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../../functions/core/vendor-ports.js';
 import { DatadogFake } from '../../local/vendor-fakes/datadog.js';
-import { MemoryVendorStateStore } from '../../local/vendor-fakes/memory-state.js';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoVendorStateStore } from '../../functions/adapters/dynamodb-vendor-state.js';
+import { ensureTable, startDynalite, type EmbeddedDynamo } from '../../local/dynamo.js';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
 const LOCK_TTL = 60_000;
 const KEY_ID = 'tvm/vendors/datadog/key';
+const MGMT_ID = 'tvm/vendors/datadog/management';
 
 let fake: DatadogFake;
+let dynamo: EmbeddedDynamo;
+let raw: DynamoDBClient;
+let ddb: DynamoDBDocumentClient;
+let tables = 0;
 beforeAll(async () => {
   fake = new DatadogFake('datadog');
   await fake.start();
+  dynamo = await startDynalite({});
+  raw = new DynamoDBClient({ endpoint: dynamo.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 });
+  ddb = DynamoDBDocumentClient.from(raw, { marshallOptions: { removeUndefinedValues: true } });
 });
-afterAll(() => fake.close());
+afterAll(async () => {
+  await fake.close();
+  raw?.destroy();
+  await dynamo?.close();
+});
 
 interface World {
   vendor: VendorConfig;
   target: RotateTarget;
   secrets: LocalSecretStore;
-  state: MemoryVendorStateStore;
+  state: DynamoVendorStateStore;
   clock: { t: number; now(): number };
   audit: string[];
   deps(overrides?: Partial<RotateDeps>): RotateDeps;
@@ -52,11 +69,13 @@ async function world(): Promise<World> {
     kind: 'datadog',
     baseUrl: fake.url,
     rotation: { every: '24h', overlap: '15m' },
-    broker: { allow: ['GET /api/v1/validate'], timeoutSeconds: 5 },
+    broker: { allow: ['GET /api/v1/validate'], timeoutSeconds: 5, keyCacheSeconds: 30 },
   };
   const secrets = new LocalSecretStore();
   await secrets.putValue('tvm/vendors/datadog/management', randomUUID(), fake.managementSecret(), [AWSCURRENT]);
-  const state = new MemoryVendorStateStore();
+  const table = `rotation-${++tables}`;
+  await ensureTable(raw, table);
+  const state = new DynamoVendorStateStore(ddb, table);
   const clock = { t: T0, now: () => clock.t };
   const audit: string[] = [];
   const keys = new DatadogVendorKeys(vendor, async () => (await secrets.getValue('tvm/vendors/datadog/management', { stage: AWSCURRENT }))!.value, fetchVendorHttp());
@@ -76,6 +95,7 @@ async function world(): Promise<World> {
       newToken: randomUUID,
       owner: randomUUID(),
       lockTtlMs: LOCK_TTL,
+      configured: async () => isConfiguredValue((await secrets.getValue(MGMT_ID, { stage: AWSCURRENT }))?.value),
       ...o,
     }),
   };
@@ -244,96 +264,172 @@ describe('rotation: driven by Secrets Manager (RotateSecret first creates an emp
   });
 });
 
-/** Wraps a port: records each mutating call; after call number `crashAt` resolves, hangs forever (a crash: nothing after it runs). */
-function crashing<T extends object>(obj: T, label: string, trace: string[], crashAt: number, crashed: () => void): T {
-  const MUTATING = new Set(['putValue', 'updateStage', 'create', 'test', 'revoke', 'save']);
-  return new Proxy(obj, {
-    get(target, prop) {
-      const v = Reflect.get(target, prop, target) as unknown;
-      if (typeof v !== 'function') return v;
-      if (!MUTATING.has(String(prop))) return (v as (...a: unknown[]) => unknown).bind(target);
-      return async (...args: unknown[]) => {
-        const r = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-        const what = prop === 'updateStage' ? `${label}.updateStage(${String(args[1])}${args[2] ? '' : ' off'})` : `${label}.${String(prop)}`;
-        const i = trace.push(what) - 1;
-        if (i === crashAt) {
-          crashed();
-          return new Promise(() => undefined);
-        }
-        return r;
-      };
-    },
+describe('rotation: a vendor whose management credential is not set (a fresh deploy)', () => {
+  let w: World;
+  beforeEach(async () => {
+    w = await world();
+    // What the stack creates the management secret with, before an operator sets it.
+    await w.secrets.putValue(MGMT_ID, randomUUID(), NOT_CONFIGURED, [AWSCURRENT]);
+    fake.seen = [];
   });
+
+  it('is not configured for the placeholder, an empty value, or no value; anything else is configured', () => {
+    expect([NOT_CONFIGURED, '', '  ', undefined].map(isConfiguredValue)).toEqual([false, false, false, false]);
+    expect(isConfiguredValue('{"apiKey":"a","applicationKey":"b"}')).toBe(true);
+  });
+
+  it('the schedule does nothing: no lock, no state, no request to the vendor; the status says not configured', async () => {
+    const before = await w.state.get('datadog');
+    w.clock.t += 48 * 3600_000; // long overdue
+    expect(await rotateIfDue(w.deps(), w.target)).toEqual({ vendor: 'datadog', outcome: 'not_configured', revoked: [] });
+    expect(fake.seen).toEqual([]);
+    expect(await w.state.get('datadog')).toEqual(before);
+    expect(await vendorStatus(w.deps(), w.vendor)).toMatchObject({ configured: false });
+  });
+
+  it('rotate now is refused (400 vendor_not_configured) before anything is asked of the vendor', async () => {
+    await expect(rotateVendorKey(w.deps(), w.target, { reason: 'try' })).rejects.toMatchObject({ code: 'invalid_request', reason: 'vendor_not_configured' });
+    expect(fake.seen).toEqual([]);
+  });
+
+  it("Secrets Manager's rotation (as when a RotationSchedule is created) passes every step and ends with AWSCURRENT where it was", async () => {
+    const cur = (await w.secrets.getValue(KEY_ID, { stage: AWSCURRENT }))!.versionId;
+    const token = randomUUID();
+    await w.secrets.startRotation(KEY_ID, token);
+    for (const step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const) await runRotationStep(w.deps(), w.target, step, token);
+    const v = await labels(w);
+    expect(v[cur]).toEqual([AWSCURRENT]);
+    expect(Object.values(v).flat()).not.toContain(AWSPENDING);
+    expect(fake.seen).toEqual([]);
+    // And the next RotateSecret is accepted (no rotation left "in progress").
+    await w.secrets.startRotation(KEY_ID, randomUUID());
+  });
+
+  it('once the operator sets the credential, the next scheduled run rotates', async () => {
+    await w.secrets.putValue(MGMT_ID, randomUUID(), fake.managementSecret(), [AWSCURRENT]);
+    w.clock.t += 24 * 3600_000 + 1000;
+    expect((await rotateIfDue(w.deps(), w.target)).outcome).toBe('rotated');
+    expect(await vendorStatus(w.deps(), w.vendor)).toMatchObject({ configured: true });
+  });
+});
+
+/** The calls that write: to the rotation state (the lock too), the secret store, and the vendor. */
+const WRITES: Record<string, Set<string>> = {
+  state: new Set(['acquire', 'save', 'release']),
+  secrets: new Set(['putValue', 'updateStage']),
+  keys: new Set(['create', 'revoke']),
+};
+
+/**
+ * Wraps the real ports of `deps`: every write is counted into `trace`; once write number
+ * `crashAt` has happened, that call never returns (a crash: nothing after it runs, the lock stays
+ * taken until it expires).
+ */
+function crashingDeps(deps: RotateDeps, trace: string[], crashAt: number, crashed: () => void): RotateDeps {
+  const wrap = <T extends object>(obj: T, label: keyof typeof WRITES): T =>
+    new Proxy(obj, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target) as unknown;
+        if (typeof v !== 'function') return v;
+        if (!WRITES[label].has(String(prop))) return (v as (...a: unknown[]) => unknown).bind(target);
+        return async (...args: unknown[]) => {
+          const r = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          if (trace.push(`${label}.${String(prop)}`) - 1 === crashAt) {
+            crashed();
+            return new Promise(() => undefined);
+          }
+          return r;
+        };
+      },
+    });
+  return { ...deps, secrets: wrap(deps.secrets, 'secrets'), keys: wrap(deps.keys, 'keys'), state: wrap(deps.state, 'state') };
 }
 
-/** The mutating calls of an incident rotation (rotate + revoke the previous key now), in order. */
-const STEPS = [
-  'state.save', // inflight recorded (rotation_started)
-  'keys.create', // the key exists at the vendor
-  'secrets.putValue', // stored as AWSPENDING
-  'state.save', // key_created
-  'keys.test',
-  'state.save', // key_tested
-  'state.save', // the current key recorded as retiring
-  'secrets.updateStage(AWSCURRENT)',
-  'secrets.updateStage(AWSPENDING off)',
-  'state.save', // rotated
-  'keys.revoke', // the previous key revoked at the vendor
-  'secrets.updateStage(AWSPREVIOUS off)',
-  'state.save', // key_revoked
-];
-
-describe('rotation: a crash after each step, then a rerun', () => {
-  it('traces the steps of an incident rotation', async () => {
-    const w = await world();
-    const trace: string[] = [];
-    const d = w.deps();
-    await rotateVendorKey(
-      { ...d, secrets: crashing(d.secrets, 'secrets', trace, -1, () => undefined), keys: crashing(d.keys, 'keys', trace, -1, () => undefined), state: crashing(d.state, 'state', trace, -1, () => undefined) },
-      w.target,
-      { revokePrevious: true },
-    );
-    expect(trace).toEqual(STEPS);
-  });
-
-  it.each(STEPS.map((s, i) => [i, s] as const))('crash after step %i (%s): the rerun ends with one current key, no pending, no orphan', async (i) => {
+/**
+ * Runs `scenario` crashing at write 0, 1, 2, … of the stores it drives, until a run completes
+ * without reaching the crash point; after each crash, `recover` (once the lock has expired)
+ * must leave the invariants. Answers how many crash points there were.
+ */
+async function crashAtEveryWrite(
+  scenario: (w: World, deps: RotateDeps) => Promise<unknown>,
+  recover: (w: World, ctx: { first: { keyId: string; key: string }; trace: string[] }) => Promise<void>,
+): Promise<number> {
+  for (let k = 0; ; k++) {
     const w = await world();
     const first = await current(w);
     const trace: string[] = [];
     let signal!: () => void;
-    const crashedP = new Promise<void>((r) => (signal = r));
-    const d = w.deps();
-    void rotateVendorKey(
-      { ...d, secrets: crashing(d.secrets, 'secrets', trace, i, signal), keys: crashing(d.keys, 'keys', trace, i, signal), state: crashing(d.state, 'state', trace, i, signal) },
-      w.target,
-      { revokePrevious: true, reason: 'incident' },
-    );
-    await crashedP;
-
-    // While the crashed run's lock holds, another run is refused.
-    await expect(rotateIfDue(w.deps(), w.target)).rejects.toMatchObject({ code: 'throttled', reason: 'rotation_in_progress' });
-
-    // The rerun (the next schedule, after the lock expired) settles what the crash left.
+    const crashed = new Promise<'crashed'>((r) => (signal = () => r('crashed')));
+    const done = scenario(w, crashingDeps(w.deps(), trace, k, signal)).then(() => 'done' as const);
+    if ((await Promise.race([crashed, done])) === 'done') return k;
+    // While the crashed run's lock holds (it crashed anywhere but right after its release), another run is refused.
+    if (trace.at(-1) !== 'state.release') await expect(rotateIfDue(w.deps(), w.target)).rejects.toMatchObject({ code: 'throttled', reason: 'rotation_in_progress' });
     w.clock.t += LOCK_TTL + 1000;
-    await rotateIfDue(w.deps(), w.target);
-    await expectConsistent(w, false);
-    const afterRerun = await current(w);
-    // Either the rotation was finished (a new key, and the incident's revocation of the old one
-    // done without waiting for the overlap) or it never got as far as a stored key.
-    if (i >= 2) {
-      expect(afterRerun.keyId).not.toBe(first.keyId);
-      expect(fake.isLive(first.key)).toBe(false);
-    } else expect(afterRerun.keyId).toBe(first.keyId);
+    try {
+      await recover(w, { first, trace });
+    } catch (e) {
+      throw new Error(`after a crash at write ${k} (${trace.at(-1)}; writes so far: ${trace.join(', ')}): ${(e as Error).message}`);
+    }
+  }
+}
 
-    // After the overlap, only the current key is left at the vendor and in the store's labels.
-    w.clock.t += 16 * 60_000;
-    await rotateIfDue(w.deps(), w.target);
-    await expectConsistent(w);
-    expect(fake.liveKeys().map((k) => k.id)).toEqual([afterRerun.keyId]);
-    const stages = Object.values(await labels(w)).flat();
-    expect(stages).toEqual([AWSCURRENT]);
-    expectNoKeyInAudit(w);
-  });
+/** After the overlap, only the current key is left at the vendor and in the store's labels. */
+async function expectSettledAfterOverlap(w: World): Promise<void> {
+  w.clock.t += 16 * 60_000;
+  await rotateIfDue(w.deps(), w.target);
+  await expectConsistent(w);
+  const cur = await current(w);
+  expect(fake.liveKeys().map((k) => k.id)).toEqual([cur.keyId]);
+  expect(Object.values(await labels(w)).flat()).toEqual([AWSCURRENT]);
+  expectNoKeyInAudit(w);
+}
+
+describe('rotation: a crash at every write, then a rerun (lock on DynamoVendorStateStore)', () => {
+  it('an incident rotation (rotate now, revoke the previous key): the next scheduled run settles it', async () => {
+    const points = await crashAtEveryWrite(
+      (w, deps) => rotateVendorKey(deps, w.target, { revokePrevious: true, reason: 'incident' }),
+      async (w, { first, trace }) => {
+        await rotateIfDue(w.deps(), w.target);
+        await expectConsistent(w, false);
+        const afterRerun = await current(w);
+        // Either the rotation was finished (a key had been stored: a new key, and the incident's
+        // revocation of the old one done without waiting for the overlap) or it never got that far.
+        if (trace.includes('secrets.putValue')) {
+          expect(afterRerun.keyId).not.toBe(first.keyId);
+          expect(fake.isLive(first.key)).toBe(false);
+        } else expect(afterRerun.keyId).toBe(first.keyId);
+        await expectSettledAfterOverlap(w);
+      },
+    );
+    expect(points).toBeGreaterThanOrEqual(10);
+  }, 180_000);
+
+  it.each(['retries its steps', 'is overtaken by the schedule'] as const)(
+    'a rotation Secrets Manager drives (RotateSecret, then the four steps) crashed at any write; Secrets Manager %s: one current key, no orphan',
+    async (then) => {
+      const token = randomUUID();
+      const steps = async (w: World, deps: () => RotateDeps) => {
+        for (const step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret'] as const) await runRotationStep(deps(), w.target, step, token);
+      };
+      const points = await crashAtEveryWrite(
+        async (w, deps) => {
+          await w.secrets.startRotation(KEY_ID, token);
+          await steps(w, () => deps);
+        },
+        async (w, { first }) => {
+          if (then === 'is overtaken by the schedule') await rotateIfDue(w.deps(), w.target);
+          await steps(w, () => w.deps());
+          await rotateIfDue(w.deps(), w.target);
+          await expectConsistent(w, false);
+          expect((await w.secrets.getValue(KEY_ID, { stage: AWSCURRENT }))!.versionId).toBe(token);
+          expect((await current(w)).keyId).not.toBe(first.keyId);
+          await expectSettledAfterOverlap(w);
+        },
+      );
+      expect(points).toBeGreaterThanOrEqual(8);
+    },
+    180_000,
+  );
 });
 
 describe('rotation: the vendor fails', () => {

@@ -1,14 +1,17 @@
 /**
  * Vendor keys end to end on the local stack, driven as a user would: `tvm vendors`,
- * `tvm rotate datadog` while 20 broker calls run in a loop (zero failures), the old key gone at
- * the fake after the overlap, two rotations at once (the DynamoDB lock), and a scan of every log
- * line and answer for every key handed out.
+ * `tvm rotate datadog` while 20 broker calls run in a loop (zero failures, and the calls after the
+ * rotation carry the new key once the 1 s key cache has passed), the old key gone at the fake
+ * after the overlap, two rotations at once (the DynamoDB lock), a vendor not configured, and a
+ * scan of every log line and answer for every key handed out. Time moves by the stack's clock.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { parse, stringify } from 'yaml';
 import { run as rotateRun } from '../../cli/commands/rotate.js';
 import { run as vendorsRun } from '../../cli/commands/vendors.js';
 import { Refusal, UsageError, type Io } from '../../cli/lib.js';
-import { parseVendorKey } from '../../functions/core/rotate-vendor-key.js';
+import { NOT_CONFIGURED, parseVendorKey } from '../../functions/core/rotate-vendor-key.js';
 import { AWSCURRENT } from '../../functions/core/vendor-ports.js';
 import { createRotateHandler } from '../../functions/rotate/handler.js';
 import { vendorRuntime } from '../../functions/shared/vendor-runtime.js';
@@ -21,8 +24,21 @@ let token: string;
 const seenKeys = new Set<string>();
 const answers: string[] = [];
 
+/** The stack's clock: it moves only when a test moves it (no sleeping). */
+let offsetMs = 0;
+const T0 = Date.now();
+const clock = { now: () => T0 + offsetMs };
+const KEY_CACHE_SECONDS = 1;
+
+/** The vendors of the broker tests, datadog's key cached for 1 s (instead of 30) so a rotation shows within the loop. */
+function yamlWithShortKeyCache(): string {
+  const config = parse(vendorYaml('2s')) as { vendors: { name: string; broker: Record<string, unknown> }[] };
+  config.vendors.find((v) => v.name === 'datadog')!.broker.keyCacheSeconds = KEY_CACHE_SECONDS;
+  return stringify(config);
+}
+
 beforeAll(async () => {
-  stack = await startTestStack({ yaml: vendorYaml('2s'), policies: VENDOR_POLICIES });
+  stack = await startTestStack({ yaml: yamlWithShortKeyCache(), policies: VENDOR_POLICIES, clock });
   token = await stack.mintToken({ team: 'analytics' });
 });
 afterAll(() => stack?.close());
@@ -84,26 +100,39 @@ describe('vendor keys on the local stack', () => {
     expect(JSON.parse(j.out.join('')).map((v: { name: string }) => v.name)).toEqual(['datadog', 'openai', 'acme']);
   });
 
-  it('`tvm rotate datadog` while 20 broker calls run in a loop: zero failures; the old key is gone after the overlap', async () => {
+  it('`tvm rotate datadog` while 20 broker calls run in a loop: none fails, the calls after the rotation use the new key; the old key is gone after the overlap', async () => {
     const before = await current('datadog');
-    fake('datadog').delay('create', 150); // the rotation spans several calls
+    const dd = fake('datadog');
+    dd.delay('create', 150); // the rotation spans several calls
+    dd.seen = [];
     const statuses: number[] = [];
     let rotation: Promise<number> | undefined;
+    let rotatedAt = -1;
     const c = cli();
     for (let i = 0; i < 20; i++) {
       if (i === 3) rotation = rotateCmd(['datadog', '--reason', 'scheduled test'], c.io);
+      if (i === 10) {
+        expect(await rotation).toBe(0);
+        // The key cache lasts 1 s: past it, the broker reads AWSCURRENT again.
+        offsetMs += KEY_CACHE_SECONDS * 1000 + 100;
+        rotatedAt = i;
+      }
       statuses.push(await brokerCall());
     }
-    expect(await rotation).toBe(0);
     expect(statuses.filter((s) => s !== 202)).toEqual([]);
     const after = await current('datadog');
     expect(after.keyId).not.toBe(before.keyId);
+    // The key each call carried, in order, as the vendor saw it.
+    const used = dd.seen.filter((r) => r.path === '/api/v2/series').map((r) => r.headers['dd-api-key']);
+    expect(used).toHaveLength(20);
+    expect(used.slice(0, 3)).toEqual([before.key, before.key, before.key]);
+    expect(used.slice(rotatedAt)).toEqual(Array(20 - rotatedAt).fill(after.key));
     expect(c.out.join('')).toContain(`current key ${after.keyId}`);
     expect(c.out.join('')).toContain(`previous key ${before.keyId} is revoked after the overlap`);
     // During the overlap both keys work.
     expect(fake('datadog').isLive(before.key)).toBe(true);
 
-    await new Promise((r) => setTimeout(r, 2100));
+    offsetMs += 2100; // past the 2 s overlap
     const run = (await createRotateHandler(stack.runtime)({ source: 'test' })) as { results: { vendor: string; revoked: string[] }[] };
     expect(run.results.find((r) => r.vendor === 'datadog')!.revoked).toEqual([before.keyId]);
     expect(fake('datadog').isLive(before.key)).toBe(false);
@@ -165,6 +194,43 @@ describe('vendor keys on the local stack', () => {
     const u = cli();
     expect(await rotateCmd([], u.io)).toBe(2);
     expect(u.err.join('')).toMatch(/^usage: tvm rotate VENDOR/);
+  });
+
+  it('a vendor whose management credential is not set: configured false in the route and `tvm vendors`, no rotation, no request, no failure metric', async () => {
+    const vr = vendorRuntime(stack.runtime);
+    const acme = fake('acme');
+    const mgmt = vr.secretIds.acme.management;
+    const real = (await vr.secrets.getValue(mgmt, { stage: AWSCURRENT }))!.value;
+    await vr.secrets.putValue(mgmt, randomUUID(), NOT_CONFIGURED, [AWSCURRENT]);
+    offsetMs += 5 * 60_000 + 1000; // past the management credential's cache
+    token = await stack.mintToken({ team: 'analytics' });
+    acme.seen = [];
+    const failuresBefore = stack.stack.metrics.counts.RotationFailures ?? 0;
+
+    const res = await fetch(`${stack.api}/v1/admin/vendors`, { headers: { authorization: `Bearer ${stack.adminToken}` } });
+    const vendors = ((await res.json()) as { vendors: { name: string; configured: boolean }[] }).vendors;
+    expect(vendors.map((v) => [v.name, v.configured])).toEqual([['datadog', true], ['openai', true], ['acme', false]]);
+    const v = cli();
+    expect(await vendorsCmd([], v.io)).toBe(0);
+    expect(v.out.join('')).toMatch(/^acme\s+http\s+not configured\b/m);
+
+    offsetMs += 31 * 24 * 3600_000; // acme's rotation (30d) is long due
+    token = await stack.mintToken({ team: 'analytics' });
+    const run = (await createRotateHandler(stack.runtime)({ source: 'test' })) as { results: { vendor: string; outcome: string }[] };
+    expect(run.results.find((r) => r.vendor === 'acme')!.outcome).toBe('not_configured');
+    expect(acme.seen.filter((r) => r.op !== 'call')).toEqual([]);
+    expect(stack.stack.metrics.counts.RotationFailures ?? 0).toBe(failuresBefore);
+    const r = cli();
+    expect(await rotateCmd(['acme'], r.io)).toBe(1);
+    expect(r.err.join('')).toMatch(/^invalid_request: /);
+
+    // The operator sets it: the next scheduled run (once the cache has passed) rotates.
+    await vr.secrets.putValue(mgmt, randomUUID(), real, [AWSCURRENT]);
+    offsetMs += 5 * 60_000 + 1000;
+    token = await stack.mintToken({ team: 'analytics' });
+    const next = (await createRotateHandler(stack.runtime)({ source: 'test' })) as { results: { vendor: string; outcome: string }[] };
+    expect(next.results.find((x) => x.vendor === 'acme')!.outcome).toBe('rotated');
+    await current('acme');
   });
 
   it('no key or management credential in any log line or answer', async () => {
