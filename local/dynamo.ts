@@ -2,7 +2,7 @@
  * The embedded DynamoDB (dynalite) and the table tvm uses, created at start if absent with the
  * same keys and indexes as the CDK stack.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ResourceNotFoundException } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
@@ -15,7 +15,8 @@ export interface EmbeddedDynamo {
 
 /** Starts dynalite on loopback; `path` keeps the data on disk, without it the data lives in memory. */
 export async function startDynalite(opts: { port?: number; path?: string }): Promise<EmbeddedDynamo> {
-  if (opts.path) mkdirSync(opts.path, { recursive: true });
+  // Its files hold every lease (and the data folder's other stores): readable by this user only.
+  if (opts.path) mkdirSync(opts.path, { recursive: true, mode: 0o700 }), chmodSync(opts.path, 0o700);
   const server = dynalite({ path: opts.path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

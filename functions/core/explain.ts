@@ -41,6 +41,7 @@ export const REASONS: Record<string, Words> = {
   jwks_timeout: (e) => `the issuer's JWKS did not answer in time, so the token could not be checked (fail closed)${issuerOf(e)}`,
   jwks_invalid: (e) => `the issuer's JWKS answer is not a valid key set (fail closed)${issuerOf(e)}`,
   jwks_unreachable: (e) => `the issuer's JWKS could not be reached (fail closed)${issuerOf(e)}`,
+  jwks_backoff: (e) => `the issuer's JWKS failed recently, so tvm refused without fetching it again until its backoff passes (fail closed)${issuerOf(e)}`,
   replay_store_unavailable: () => 'the single-use check could not reach the table, so the token was refused (fail closed)',
   invalid_token: () => 'the token is not valid',
   admin_auth_missing: () => 'an admin route was called without IAM (SigV4) authorization',
