@@ -3,6 +3,7 @@
  * secrets, the alarms and a dashboard, built from a loaded tvm.yaml. Each function gets its own
  * role holding exactly the actions it needs; those statements are the security model.
  */
+import { AuditQueries } from './audit-queries.js';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -303,6 +304,7 @@ export class TokenVendingMachine extends Construct {
       roles[name] = role;
     }
     this.functions = functions;
+    new AuditQueries(this, 'AuditQueries', { functions, reader: functions.leases });
     this.roles = roles;
     this.vendRole = roles.vend;
 
@@ -482,6 +484,7 @@ export class TokenVendingMachine extends Construct {
       { path: '/v1/admin/leases', method: HttpMethod.GET, fn: 'leases', admin: true },
       { path: '/v1/admin/leases/{id}', method: HttpMethod.GET, fn: 'leases', admin: true },
       { path: '/v1/admin/revoke', method: HttpMethod.POST, fn: 'leases', admin: true },
+      { path: '/v1/admin/events', method: HttpMethod.GET, fn: 'leases', admin: true },
       { path: '/v1/admin/sweep', method: HttpMethod.POST, fn: 'sweep', admin: true },
       { path: '/v1/admin/vendors', method: HttpMethod.GET, fn: 'rotate', admin: true },
       { path: '/v1/admin/vendors/{name}/rotate', method: HttpMethod.POST, fn: 'rotate', admin: true },

@@ -137,6 +137,7 @@ describe('HTTP API', () => {
         ['GET /v1/admin/leases', 'AWS_IAM'],
         ['GET /v1/admin/leases/{id}', 'AWS_IAM'],
         ['POST /v1/admin/revoke', 'AWS_IAM'],
+        ['GET /v1/admin/events', 'AWS_IAM'],
         ['POST /v1/admin/sweep', 'AWS_IAM'],
         ['GET /v1/admin/vendors', 'AWS_IAM'],
         ['POST /v1/admin/vendors/{name}/rotate', 'AWS_IAM'],
@@ -276,8 +277,14 @@ describe('least privilege', () => {
     for (const s of allStatements()) for (const a of [s.Action].flat()) expect(a).not.toMatch(/(^\*$|:\*$)/);
   });
 
-  it('has no IAM statement on Resource "*"', () => {
-    for (const s of allStatements()) expect([s.Resource].flat()).not.toContain('*');
+  // Logs Insights' GetQueryResults and StopQuery name a query id and support no resource-level
+  // permission (the Service Authorization Reference lists no resource type): the only "*".
+  const RESOURCELESS = ['logs:GetQueryResults', 'logs:StopQuery'];
+
+  it('has no IAM statement on Resource "*" (but the resource-less Logs Insights reads)', () => {
+    for (const s of allStatements()) {
+      if ([s.Resource].flat().includes('*')) expect([s.Action].flat().sort()).toEqual(RESOURCELESS);
+    }
   });
 
   it('attaches no managed policies', () => {
@@ -296,6 +303,7 @@ describe('least privilege', () => {
       'iam:DeleteRolePolicy', 'iam:GetRolePolicy', 'iam:ListRolePolicies', 'iam:PutRolePolicy',
       'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey',
       'logs:CreateLogStream', 'logs:PutLogEvents',
+      'logs:GetQueryResults', 'logs:StartQuery', 'logs:StopQuery',
     ],
     sweep: [
       'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem',
