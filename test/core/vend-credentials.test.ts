@@ -360,3 +360,60 @@ describe('bind.sourceIp', () => {
     expect(leases.leases.size).toBe(0);
   });
 });
+
+describe('what one principal can make tvm do (checkLimits)', () => {
+  const LIMITED: GrantConfig = { ...GRANTS[0], maxLiveLeasesPerPrincipal: 2 };
+  const live = (id: string, over: Partial<Lease> = {}): Lease => ({
+    leaseId: id,
+    status: 'active',
+    principal: who.principal,
+    issuer: 'dev',
+    sub: 'agent-1',
+    grant: 'reports-read',
+    roleArn: GRANTS[0].roleArn,
+    sessionName: sessionNameFor(id),
+    sourceIdentity: 'dev.agent-1',
+    context: {},
+    decision: [],
+    tokenSha256: 'b'.repeat(64),
+    durationSeconds: 900,
+    issuedAt: ISO,
+    expiresAt: new Date(FIXED + 60_000).toISOString(),
+    ttl: 0,
+    events: [],
+    ...over,
+  });
+
+  it('refuses 429 principal_rate when the window is full: no STS call, no lease; asks with the principal and the configured window', async () => {
+    const asked: unknown[][] = [];
+    deps.rates = { take: async (...args) => (asked.push(args), false) };
+    expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'throttled', reason: 'principal_rate' });
+    expect(asked).toEqual([['vend#dev|agent-1', 1000, 60, FIXED / 1000]]);
+    expect(sts.calls).toHaveLength(0);
+    expect(leases.leases.size).toBe(0);
+  });
+
+  it('answers 403 before 429: a caller no policy permits learns nothing from the limits', async () => {
+    deps.rates = { take: async () => false };
+    policy.decision = { allow: false, policyIds: [], errors: [] };
+    expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'access_denied', reason: 'policy_deny' });
+  });
+
+  it('refuses 429 max_live_leases at the grant limit, counting only this principal’s unexpired live leases on this grant', async () => {
+    deps.config = { ...deps.config, grants: [LIMITED] };
+    for (const l of [
+      live('Lpending', { status: 'pending' }),
+      live('Lactive'),
+      live('Lexpiredbytime', { expiresAt: new Date(FIXED).toISOString() }),
+      live('Lrevoked', { status: 'revoked' }),
+      live('Lothergrant', { grant: 'deploy' }),
+      live('Lotherprincipal', { principal: 'dev|agent-2' }),
+    ])
+      leases.leases.set(l.leaseId, l);
+    expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'throttled', reason: 'max_live_leases' });
+    expect(sts.calls).toHaveLength(0);
+    leases.leases.delete('Lpending');
+    const { lease } = await vendCredentials(deps, request());
+    expect(lease.status).toBe('active');
+  });
+});
