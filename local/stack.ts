@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { TvmConfig } from '../functions/core/config.js';
 import type { Clock } from '../functions/core/ports.js';
@@ -24,14 +24,15 @@ import { createDevIssuer, DEV_ISSUER_PATH, type DevIssuer } from './dev-issuer.j
 import { ensureTable, startDynalite } from './dynamo.js';
 import { createLocalAuditLog } from './audit-log.js';
 import { type LocalHandler, startLocalServer } from './server.js';
-import { startStsIamEmulator } from './sts-iam-emulator.js';
+import { startLocalS3 } from './s3.js';
+import { type EmulatorRoleConfig, startStsIamEmulator } from './sts-iam-emulator.js';
 
 export const DEFAULT_PORT = 8787;
 export const TABLE = 'tvm';
 
 export interface LocalStackOptions {
   configPath: string;
-  /** The API port (default 8787; STS/IAM on port+1, DynamoDB on port+2). 0: every port ephemeral. */
+  /** The API port (default 8787; STS/IAM on port+1, DynamoDB on port+2, S3 on port+3). 0: every port ephemeral. */
   port?: number;
   /** Data folder (default .tvm/dev). With `ephemeral`, only endpoints.json is written there (if given). */
   dataDir?: string;
@@ -53,8 +54,12 @@ export interface Endpoints {
   dynamodb: string;
   sts: string;
   iam: string;
+  /** The local S3 (path-style). */
+  s3: string;
   issuer: string;
   adminToken: string;
+  /** The ARN of tvm's own local identity: what a local role's `trustPolicy` names to trust tvm. */
+  identity: string;
   vendors: Record<string, string>;
 }
 
@@ -162,9 +167,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await ensureTable(ddbClient, TABLE);
     ddbClient.destroy();
 
-    const roles: Record<string, object> = {};
-    for (const g of fileConfig.grants) roles[g.roleArn] = fileConfig.local?.roles[g.roleArn] ?? { Version: '2012-10-17', Statement: [] };
-    for (const [arn, doc] of Object.entries(fileConfig.local?.roles ?? {})) roles[arn] = doc;
+    // A grant's role without a local permission policy may do nothing (but can be assumed).
+    const roles: Record<string, EmulatorRoleConfig> = {};
+    for (const g of fileConfig.grants) roles[g.roleArn] = { Version: '2012-10-17', Statement: [] };
+    for (const [arn, role] of Object.entries(fileConfig.local?.roles ?? {})) roles[arn] = role;
     const emulator = await startStsIamEmulator({
       port: portFor(1),
       roles,
@@ -173,6 +179,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       stateFile: dataDir && join(dataDir, 'sts-iam-state.json'),
     });
     closers.push(() => emulator.close());
+    const configDir = dirname(resolve(opts.configPath));
+    const s3 = await startLocalS3({
+      port: portFor(3),
+      buckets: (fileConfig.local?.buckets ?? []).map((b) => (typeof b === 'string' ? { name: b } : { name: b.name, seed: resolve(configDir, b.seed) })),
+      authority: emulator.authority,
+      dataDir: dataDir && join(dataDir, 's3'),
+    });
+    closers.push(() => s3.close());
 
     // ---- vendor keys (issue 4): a fake per vendor, the embedded secret store (under the data
     // folder) with each management credential seeded from its fake ----
@@ -227,8 +241,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       dynamodb: dynamo.endpoint,
       sts: emulator.url,
       iam: emulator.url,
+      s3: s3.url,
       issuer: issuerUrl,
       adminToken: secrets.adminToken,
+      identity: emulator.identityArn,
       vendors: vendorUrls,
     };
     if (endpointsFile) writeJsonAtomic(endpointsFile, endpoints);

@@ -3,11 +3,17 @@
  *
  * One HTTP server speaks the awsQuery protocol (form-encoded POST, XML answers) to the real
  * `@aws-sdk/client-sts`, `@aws-sdk/client-iam` and the AWS CLI:
- * - STS `AssumeRole` (only tvm's own local identity may call it) and `GetCallerIdentity`;
- * - IAM `PutRolePolicy`, `GetRolePolicy`, `DeleteRolePolicy`, `ListRolePolicies` (only tvm's own
- *   local identity), with IAM's 10,240-character aggregate inline policy limit per role.
- * Every request's SigV4 signature is verified; issued sessions expire; `GetCallerIdentity` refuses
- * sessions the role's inline policies deny (so revocations are observable with the AWS CLI).
+ * - STS `AssumeRole`, allowed by the role's trust policy (`sts:AssumeRole`, `sts:TagSession`,
+ *   `sts:SetSourceIdentity` and their conditions) and the caller's own policies, bounded by the
+ *   role's `MaxSessionDuration` (and one hour when a session chains to another role);
+ * - STS `GetCallerIdentity`, for any valid unexpired credentials whatever the policies say (as AWS);
+ * - IAM `PutRolePolicy`, `GetRolePolicy`, `DeleteRolePolicy`, `ListRolePolicies` on roles of the
+ *   caller's own account only, as the caller's policies allow, with IAM's 10,240-character
+ *   aggregate inline policy limit per role.
+ * Roles may live in several accounts. tvm's own local identity is the IAM user
+ * `arn:aws:iam::<account>:user/tvm-local`: it may assume any role whose trust policy names it and
+ * edit the inline policies of its own account's roles. Every request's SigV4 signature is
+ * verified; issued sessions expire. The local S3 authorizes its requests through `authority`.
  *
  * Policy evaluation uses `@cloud-copilot/iam-simulate`, which is AGPL-3.0: this module is dev/test
  * code and must never be bundled into a Lambda.
@@ -20,21 +26,32 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { deflateRawSync } from 'node:zlib';
 import {
-  deniesGetCallerIdentity,
-  evaluateRequest,
+  type EvaluationOutcome,
+  evaluatePolicies,
   identityPolicyErrors,
   type PolicyInput,
+  type RequestFacts,
+  requestContext,
   type SessionFacts,
+  timeAndTransport,
 } from './emulator/evaluate.js';
 import { parseAmzDate, parseAuthorization, safeEqual, verifySignature } from './emulator/sigv4.js';
 
 /** An IAM JSON policy document. */
 export type PolicyDocument = Record<string, unknown>;
 
-export interface EmulatorRole {
-  arn: string;
-  /** IAM JSON policy the role has. */
-  permissions: PolicyDocument;
+/** A role: a bare permission policy (it then trusts tvm's own identity, 3600 s), or all of it. */
+export type EmulatorRoleConfig =
+  | PolicyDocument
+  | { policy: PolicyDocument; trustPolicy?: PolicyDocument; maxSessionDuration?: number };
+
+/** Who an access key belongs to, and how to check what its requests may do (for the local S3). */
+export interface SessionAuthority {
+  /** The signing secret of an access key, and the session token it must come with (none for tvm's own key). */
+  lookup(accessKeyId: string): { secretAccessKey: string; sessionToken?: string; expiresAt?: number; arn: string } | undefined;
+  /** AWS's decision on ACTION on RESOURCE (in the caller's account) for a request made with this key. */
+  authorize(accessKeyId: string, action: string, resource: string, request: RequestFacts): Promise<EvaluationOutcome>;
+  now(): number;
 }
 
 export interface StsIamEmulatorOptions {
@@ -42,10 +59,10 @@ export interface StsIamEmulatorOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
-  /** Default: the account of the first role ARN, else '123456789012'. */
+  /** tvm's own account. Default: the account of the first role ARN, else '123456789012'. */
   accountId?: string;
-  /** Role ARN → permission policy document. */
-  roles: Record<string, object>;
+  /** Role ARN → its permission policy, or `{policy, trustPolicy, maxSessionDuration}`. Any account. */
+  roles: Record<string, EmulatorRoleConfig>;
   /** The long-term credentials of tvm's own local identity: only these may call AssumeRole and the IAM actions. */
   callerCredentials: { accessKeyId: string; secretAccessKey: string };
   /** Epoch ms, for tests; default Date.now. */
@@ -57,6 +74,9 @@ export interface StsIamEmulatorOptions {
 export interface StsIamEmulator {
   url: string;
   port: number;
+  /** The ARN of tvm's own local identity (what a role's trust policy names to trust tvm). */
+  identityArn: string;
+  authority: SessionAuthority;
   close(): Promise<void>;
   /** Test helper: number of sessions currently remembered (expired ones included until pruned). */
   sessionCount(): number;
@@ -71,7 +91,9 @@ const MAX_SKEW_MS = 15 * 60 * 1000;
 const SESSION_RETENTION_MS = 12 * 60 * 60 * 1000;
 const PRUNE_INTERVAL_MS = 60 * 1000;
 const MIN_DURATION = 900;
-const MAX_DURATION = 3600;
+const DEFAULT_DURATION = 3600;
+/** STS caps a session that assumes another role (role chaining) at one hour. */
+const CHAINED_MAX_DURATION = 3600;
 const SESSION_POLICY_MAX_CHARS = 2048;
 /** Compressed bytes that count as 100% of the packed policy budget (policy + session tags). */
 const PACKED_CAPACITY_BYTES = 2048;
@@ -98,9 +120,9 @@ interface SessionRecord {
 type PersistedSession = Omit<SessionRecord, 'secretAccessKey' | 'sessionToken'> & { salt: string };
 
 interface PersistedState {
-  version: 1;
+  version: 2;
   sessions: PersistedSession[];
-  /** role name → policy name → policy document (JSON text as put). */
+  /** role ARN → policy name → policy document (JSON text as put). (Version 1 keyed by role name.) */
   inlinePolicies: Record<string, Record<string, string>>;
 }
 
@@ -110,6 +132,33 @@ interface RoleInfo {
   accountId: string;
   roleId: string;
   permissions: object;
+  trustPolicy: object;
+  maxSessionDuration: number;
+}
+
+const IAM_ROLE_ACTIONS = ['iam:PutRolePolicy', 'iam:GetRolePolicy', 'iam:DeleteRolePolicy', 'iam:ListRolePolicies'];
+
+/** What tvm's own local identity may do: assume roles (as their trust policies allow) and edit its account's roles' inline policies. */
+function tvmIdentityPolicy(accountId: string): object {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      { Effect: 'Allow', Action: ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'], Resource: '*' },
+      { Effect: 'Allow', Action: IAM_ROLE_ACTIONS, Resource: `arn:aws:iam::${accountId}:role/*` },
+    ],
+  };
+}
+
+/** The trust policy a bare local role gets: tvm's own identity, with tags and a source identity. */
+export function defaultTrustPolicy(identityArn: string): object {
+  return {
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Principal: { AWS: identityArn }, Action: ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'] }],
+  };
+}
+
+function isFullRole(v: EmulatorRoleConfig): v is { policy: PolicyDocument; trustPolicy?: PolicyDocument; maxSessionDuration?: number } {
+  return typeof v === 'object' && v !== null && 'policy' in v;
 }
 
 class EmulatorError extends Error {
@@ -172,6 +221,11 @@ function parseRoleArn(arn: string): { accountId: string; name: string } {
   return { accountId: m[1], name: m[2] };
 }
 
+/** The request's source address as AWS sees it (`aws:SourceIp`): the TCP peer. */
+export function peerAddress(req: IncomingMessage): string {
+  return (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+}
+
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -200,14 +254,21 @@ function sessionSecrets(master: string, accessKeyId: string, salt: string): Pick
   return { secretAccessKey, sessionToken: `IQoJb3JpZ2luX2Vj${token.toString('base64')}` };
 }
 
-function loadState(file: string | undefined): PersistedState {
-  const empty: PersistedState = { version: 1, sessions: [], inlinePolicies: {} };
+function loadState(file: string | undefined, arnOfName: (name: string) => string | undefined): PersistedState {
+  const empty: PersistedState = { version: 2, sessions: [], inlinePolicies: {} };
   if (!file || !existsSync(file)) return empty;
-  const raw = JSON.parse(readFileSync(file, 'utf8')) as Partial<PersistedState>;
-  if (raw.version !== 1 || !Array.isArray(raw.sessions) || typeof raw.inlinePolicies !== 'object' || !raw.inlinePolicies) {
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as { version?: number; sessions?: PersistedSession[]; inlinePolicies?: Record<string, Record<string, string>> };
+  if ((raw.version !== 1 && raw.version !== 2) || !Array.isArray(raw.sessions) || typeof raw.inlinePolicies !== 'object' || !raw.inlinePolicies) {
     throw new Error(`sts-iam-emulator: unreadable state file ${file}`);
   }
-  return { version: 1, sessions: raw.sessions, inlinePolicies: raw.inlinePolicies };
+  if (raw.version === 2) return { version: 2, sessions: raw.sessions, inlinePolicies: raw.inlinePolicies };
+  // Version 1 kept inline policies by role name (one account).
+  const inlinePolicies: Record<string, Record<string, string>> = {};
+  for (const [name, docs] of Object.entries(raw.inlinePolicies)) {
+    const arn = arnOfName(name);
+    if (arn) inlinePolicies[arn] = docs;
+  }
+  return { version: 2, sessions: raw.sessions, inlinePolicies };
 }
 
 /**
@@ -224,7 +285,8 @@ function loadState(file: string | undefined): PersistedState {
  * policy plus its inline policies — tvm's deny policy lives there) and the session policy, with
  * the request context `aws:userid` (`<role id>:<session name>`), `aws:SourceIdentity`,
  * `aws:PrincipalTag/<key>` for each session tag, `aws:TokenIssueTime`, `aws:PrincipalArn` (the
- * role ARN), `aws:PrincipalAccount`, `aws:CurrentTime` and `aws:EpochTime`. Reasons: `Allowed`,
+ * role ARN), `aws:PrincipalAccount`, `aws:CurrentTime`, `aws:EpochTime`, and `aws:SourceIp` when
+ * the body has `"sourceIp"`. Reasons: `Allowed`,
  * `ExplicitlyDenied` (a Deny matched; it wins), `ImplicitlyDenied` (no Allow in both the identity
  * and session policies), `InvalidRequest: …` (e.g. an unknown action). A malformed body answers
  * 400 `{"error": "..."}`.
@@ -232,21 +294,36 @@ function loadState(file: string | undefined): PersistedState {
 export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<StsIamEmulator> {
   const now = opts.now ?? Date.now;
   const host = opts.host ?? '127.0.0.1';
-  const roles = new Map<string, RoleInfo>(); // by ARN
-  const rolesByName = new Map<string, RoleInfo>();
-  for (const [arn, permissions] of Object.entries(opts.roles)) {
-    const { accountId, name } = parseRoleArn(arn);
-    if (rolesByName.has(name)) throw new Error(`sts-iam-emulator: two roles named ${name}`);
-    const info: RoleInfo = { arn, name, accountId, roleId: stableId('AROA', `role:${arn}`), permissions };
-    roles.set(arn, info);
-    rolesByName.set(name, info);
-  }
-  const firstRole = roles.values().next();
-  const accountId = opts.accountId ?? (firstRole.done ? '123456789012' : firstRole.value.accountId);
+  const firstArn = Object.keys(opts.roles)[0];
+  const accountId = opts.accountId ?? (firstArn ? parseRoleArn(firstArn).accountId : '123456789012');
   const callerArn = `arn:aws:iam::${accountId}:user/${CALLER_USER_NAME}`;
   const callerUserId = stableId('AIDA', `user:${opts.callerCredentials.accessKeyId}`);
+  const roles = new Map<string, RoleInfo>(); // by ARN
+  /** `<account>:<role name>` → role: IAM names a role by name within the caller's account. */
+  const rolesByName = new Map<string, RoleInfo>();
+  for (const [arn, config] of Object.entries(opts.roles)) {
+    const { accountId: roleAccount, name } = parseRoleArn(arn);
+    if (rolesByName.has(`${roleAccount}:${name}`)) throw new Error(`sts-iam-emulator: two roles named ${name} in account ${roleAccount}`);
+    const full = isFullRole(config) ? config : { policy: config };
+    const maxSessionDuration = full.maxSessionDuration ?? DEFAULT_DURATION;
+    // IAM's own bounds for a role's MaxSessionDuration.
+    if (!Number.isInteger(maxSessionDuration) || maxSessionDuration < 3600 || maxSessionDuration > 43_200) {
+      throw new Error(`sts-iam-emulator: role ${arn}: maxSessionDuration must be an integer in 3600..43200`);
+    }
+    const info: RoleInfo = {
+      arn,
+      name,
+      accountId: roleAccount,
+      roleId: stableId('AROA', `role:${arn}`),
+      permissions: full.policy,
+      trustPolicy: full.trustPolicy ?? defaultTrustPolicy(callerArn),
+      maxSessionDuration,
+    };
+    roles.set(arn, info);
+    rolesByName.set(`${roleAccount}:${name}`, info);
+  }
 
-  const state = loadState(opts.stateFile);
+  const state = loadState(opts.stateFile, (name) => rolesByName.get(`${accountId}:${name}`)?.arn);
   state.sessions = state.sessions.filter((s) => roles.has(s.roleArn));
   const master = opts.callerCredentials.secretAccessKey;
   // (a state file from before salts held the secrets themselves: those sessions are dropped)
@@ -294,8 +371,8 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     return changed;
   }
 
-  function inlineOf(roleName: string): Record<string, string> {
-    return state.inlinePolicies[roleName] ?? {};
+  function inlineOf(roleArn: string): Record<string, string> {
+    return state.inlinePolicies[roleArn] ?? {};
   }
 
   function facts(s: SessionRecord): SessionFacts {
@@ -311,21 +388,82 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     };
   }
 
-  function inlinePolicyInputs(roleName: string): PolicyInput[] {
-    return Object.entries(inlineOf(roleName)).map(([name, doc]) => ({ name: `inline:${name}`, policy: JSON.parse(doc) }));
+  function inlinePolicyInputs(roleArn: string): PolicyInput[] {
+    return Object.entries(inlineOf(roleArn)).map(([name, doc]) => ({ name: `inline:${name}`, policy: JSON.parse(doc) }));
   }
 
-  async function evaluateSession(s: SessionRecord, action: string, resource: string) {
-    const role = roles.get(s.roleArn)!;
-    return evaluateRequest({
-      session: facts(s),
-      identityPolicies: [{ name: 'role-permissions', policy: role.permissions }, ...inlinePolicyInputs(role.name)],
-      sessionPolicy: s.sessionPolicy !== undefined ? JSON.parse(s.sessionPolicy) : undefined,
+  /** The caller as IAM evaluates it: its ARN, account, policies and the context keys it brings. */
+  function principalOf(c: Caller, request: RequestFacts) {
+    if (c.kind === 'tvm') {
+      return {
+        arn: callerArn,
+        accountId,
+        identityPolicies: [{ name: 'tvm-local', policy: tvmIdentityPolicy(accountId) }] as PolicyInput[],
+        sessionPolicy: undefined as unknown,
+        context: {
+          'aws:userid': callerUserId,
+          'aws:username': CALLER_USER_NAME,
+          'aws:PrincipalArn': callerArn,
+          'aws:PrincipalAccount': accountId,
+          'aws:PrincipalType': 'User',
+          ...timeAndTransport(now(), request),
+          ...request.extra,
+        } as Record<string, string | string[]>,
+      };
+    }
+    const f = facts(c.session);
+    return {
+      arn: f.assumedRoleArn,
+      accountId: f.accountId,
+      identityPolicies: [{ name: 'role-permissions', policy: roles.get(f.roleArn)!.permissions }, ...inlinePolicyInputs(f.roleArn)],
+      sessionPolicy: c.session.sessionPolicy !== undefined ? (JSON.parse(c.session.sessionPolicy) as unknown) : undefined,
+      context: requestContext(f, now(), request),
+    };
+  }
+
+  /** May this caller do ACTION on RESOURCE (owned by `resourceAccountId`, default the caller's)? */
+  async function authorize(
+    c: Caller,
+    action: string,
+    resource: string,
+    request: RequestFacts,
+    extra: { resourcePolicy?: unknown; resourceAccountId?: string } = {},
+  ): Promise<EvaluationOutcome> {
+    const p = principalOf(c, request);
+    return evaluatePolicies({
+      principalArn: p.arn,
+      identityPolicies: p.identityPolicies,
+      sessionPolicy: p.sessionPolicy,
+      resourcePolicy: extra.resourcePolicy,
       action,
       resource,
-      nowMs: now(),
+      resourceAccountId: extra.resourceAccountId ?? p.accountId,
+      context: p.context,
     });
   }
+
+  /** The caller an access key stands for, if it is tvm's own key or a live (possibly expired) session. */
+  function callerOfKey(accessKeyId: string): Caller | undefined {
+    if (accessKeyId === opts.callerCredentials.accessKeyId) return { kind: 'tvm' };
+    const s = sessions.get(accessKeyId);
+    return s ? { kind: 'session', session: s } : undefined;
+  }
+
+  const authority: SessionAuthority = {
+    lookup(accessKeyId) {
+      const c = callerOfKey(accessKeyId);
+      if (!c) return undefined;
+      if (c.kind === 'tvm') return { secretAccessKey: opts.callerCredentials.secretAccessKey, arn: callerArn };
+      const s = c.session;
+      return { secretAccessKey: s.secretAccessKey, sessionToken: s.sessionToken, expiresAt: s.expiresAt, arn: facts(s).assumedRoleArn };
+    },
+    async authorize(accessKeyId, action, resource, request) {
+      const c = callerOfKey(accessKeyId);
+      if (!c) return { decision: 'ImplicitlyDenied', detail: 'unknown access key' };
+      return authorize(c, action, resource, request);
+    },
+    now,
+  };
 
   // ---------------------------------------------------------------- authentication
 
@@ -395,6 +533,10 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
         'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
       );
     }
+    // Expiry before clock skew: with a moved test clock, an expired session must read as expired.
+    if (caller.kind === 'session' && caller.session.expiresAt <= now()) {
+      throw new EmulatorError(400, 'ExpiredToken', 'The security token included in the request is expired');
+    }
     const skew = date.getTime() - now();
     if (skew < -MAX_SKEW_MS) {
       throw new EmulatorError(
@@ -409,9 +551,6 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
         'SignatureDoesNotMatch',
         `Signature not yet current: ${amzDate(date.getTime())} is still later than ${amzDate(now() + MAX_SKEW_MS)} (${amzDate(now())} + 15 min.)`,
       );
-    }
-    if (caller.kind === 'session' && caller.session.expiresAt <= now()) {
-      throw new EmulatorError(400, 'ExpiredToken', 'The security token included in the request is expired');
     }
     return caller;
   }
@@ -430,7 +569,7 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     );
   }
 
-  async function assumeRole(c: Caller, p: URLSearchParams): Promise<string> {
+  async function assumeRole(c: Caller, p: URLSearchParams, request: RequestFacts): Promise<string> {
     const roleArn = p.get('RoleArn');
     if (roleArn === null) throw validation('roleArn', null, 'Member must not be null');
     const sessionName = p.get('RoleSessionName');
@@ -441,20 +580,20 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     if (!NAME_RE.test(sessionName)) {
       throw validation('roleSessionName', sessionName, 'Member must satisfy regular expression pattern: [\\w+=,.@-]*');
     }
+    const notAuthorized = (action: string) =>
+      new EmulatorError(403, 'AccessDenied', `User: ${callerArnOf(c)} is not authorized to perform: ${action} on resource: ${roleArn}`);
     const role = roles.get(roleArn);
-    if (c.kind !== 'tvm' || !role) {
-      throw new EmulatorError(403, 'AccessDenied', `User: ${callerArnOf(c)} is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`);
-    }
+    if (!role) throw notAuthorized('sts:AssumeRole');
     const durationRaw = p.get('DurationSeconds');
-    let duration = MAX_DURATION;
+    let duration = DEFAULT_DURATION;
     if (durationRaw !== null) {
       if (!/^\d{1,6}$/.test(durationRaw)) throw validation('durationSeconds', durationRaw, 'Member must be an integer');
       duration = Number(durationRaw);
       if (duration < MIN_DURATION) {
         throw validation('durationSeconds', durationRaw, `Member must have value greater than or equal to ${MIN_DURATION}`);
       }
-      if (duration > MAX_DURATION) {
-        throw new EmulatorError(400, 'ValidationError', 'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.');
+      if (duration > 43_200) {
+        throw validation('durationSeconds', durationRaw, 'Member must have value less than or equal to 43200');
       }
     }
     const sourceIdentity = p.get('SourceIdentity') ?? undefined;
@@ -482,6 +621,26 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
       tags.push({ Key, Value });
     }
     if (tags.length > 50) throw validation('tags', `${tags.length} tags`, 'Member must have length less than or equal to 50');
+
+    // The trust policy (a resource policy naming who may assume the role) and the caller's own
+    // policies decide each of the three actions an AssumeRole can be: the role, its tags, its
+    // source identity. A cross-account caller needs both sides; iam-simulate applies that rule.
+    const trustContext: Record<string, string | string[]> = { 'sts:RoleSessionName': sessionName };
+    if (sourceIdentity !== undefined) trustContext['sts:SourceIdentity'] = sourceIdentity;
+    if (tags.length > 0) trustContext['aws:TagKeys'] = tags.map((t) => t.Key);
+    for (const t of tags) trustContext[`aws:RequestTag/${t.Key}`] = t.Value;
+    const trustRequest = { ...request, extra: { ...request.extra, ...trustContext } };
+    const actions = ['sts:AssumeRole', ...(tags.length > 0 ? ['sts:TagSession'] : []), ...(sourceIdentity !== undefined ? ['sts:SetSourceIdentity'] : [])];
+    for (const action of actions) {
+      const outcome = await authorize(c, action, role.arn, trustRequest, { resourcePolicy: role.trustPolicy, resourceAccountId: role.accountId });
+      if (outcome.decision !== 'Allowed') throw notAuthorized(action);
+    }
+    // A session assuming another role is role chaining: one hour at most, whatever the role allows.
+    const maxDuration = c.kind === 'session' ? Math.min(CHAINED_MAX_DURATION, role.maxSessionDuration) : role.maxSessionDuration;
+    if (durationRaw !== null && duration > maxDuration) {
+      throw new EmulatorError(400, 'ValidationError', 'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.');
+    }
+    if (durationRaw === null) duration = Math.min(duration, maxDuration);
     const policy = p.get('Policy') ?? undefined;
     if (policy !== undefined) {
       let parsed: unknown;
@@ -542,32 +701,35 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     );
   }
 
-  async function getCallerIdentity(c: Caller): Promise<string> {
+  /** AWS answers GetCallerIdentity for any valid, unexpired credentials, whatever the policies say. */
+  function getCallerIdentity(c: Caller): string {
     if (c.kind === 'tvm') {
       return `<Arn>${xmlEscape(callerArn)}</Arn><UserId>${callerUserId}</UserId><Account>${accountId}</Account>`;
     }
     const f = facts(c.session);
-    const role = roles.get(c.session.roleArn)!;
-    const deny = await deniesGetCallerIdentity(f, inlinePolicyInputs(role.name), now());
-    if (deny.denied) {
-      throw new EmulatorError(
-        403,
-        'AccessDenied',
-        `User: ${f.assumedRoleArn} is not authorized to perform: sts:GetCallerIdentity with an explicit deny in an identity-based policy`,
-      );
-    }
     return `<Arn>${xmlEscape(f.assumedRoleArn)}</Arn><UserId>${xmlEscape(f.userId)}</UserId><Account>${f.accountId}</Account>`;
   }
 
   // ---------------------------------------------------------------- IAM
 
-  function iamRole(c: Caller, action: string, p: URLSearchParams): RoleInfo {
+  /**
+   * The role a call names, in the caller's own account only (IAM names roles by name within an
+   * account), once the caller's policies allow the action on it.
+   */
+  async function iamRole(c: Caller, action: string, p: URLSearchParams, request: RequestFacts): Promise<RoleInfo> {
     const roleName = p.get('RoleName');
-    if (c.kind !== 'tvm') {
-      throw new EmulatorError(403, 'AccessDenied', `User: ${callerArnOf(c)} is not authorized to perform: iam:${action} on resource: role ${roleName ?? ''}`);
-    }
     if (roleName === null) throw validation('roleName', null, 'Member must not be null');
-    const role = rolesByName.get(roleName);
+    const own = c.kind === 'tvm' ? accountId : roles.get(c.session.roleArn)!.accountId;
+    const role = rolesByName.get(`${own}:${roleName}`);
+    // tvm's own identity policy allows exactly its account's roles: decided without a simulation,
+    // which 50 revocations at once would otherwise queue behind (each IAM write is several calls).
+    const allowed =
+      c.kind === 'tvm'
+        ? true
+        : (await authorize(c, `iam:${action}`, role?.arn ?? `arn:aws:iam::${own}:role/${roleName}`, request)).decision === 'Allowed';
+    if (!allowed) {
+      throw new EmulatorError(403, 'AccessDenied', `User: ${callerArnOf(c)} is not authorized to perform: iam:${action} on resource: role ${roleName}`);
+    }
     if (!role) throw new EmulatorError(404, 'NoSuchEntity', `The role with name ${roleName} cannot be found.`);
     return role;
   }
@@ -581,8 +743,8 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     return name;
   }
 
-  async function putRolePolicy(c: Caller, p: URLSearchParams): Promise<null> {
-    const role = iamRole(c, 'PutRolePolicy', p);
+  async function putRolePolicy(c: Caller, p: URLSearchParams, request: RequestFacts): Promise<null> {
+    const role = await iamRole(c, 'PutRolePolicy', p, request);
     const name = policyName(p);
     const doc = p.get('PolicyDocument');
     if (doc === null) throw validation('policyDocument', null, 'Member must not be null');
@@ -595,7 +757,7 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     const errs = await identityPolicyErrors(parsed);
     if (errs.length > 0) throw new EmulatorError(400, 'MalformedPolicyDocument', errs[0]);
     // Read-modify-write without an await in between: atomic on the event loop.
-    const current = inlineOf(role.name);
+    const current = inlineOf(role.arn);
     let total = stripWhitespace(doc).length;
     for (const [other, otherDoc] of Object.entries(current)) {
       if (other !== name) total += stripWhitespace(otherDoc).length;
@@ -603,15 +765,15 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     if (total > INLINE_POLICY_BUDGET) {
       throw new EmulatorError(409, 'LimitExceeded', `Maximum policy size of ${INLINE_POLICY_BUDGET} bytes exceeded for role ${role.name}`);
     }
-    state.inlinePolicies[role.name] = { ...current, [name]: doc };
+    state.inlinePolicies[role.arn] = { ...current, [name]: doc };
     persist();
     return null;
   }
 
-  function getRolePolicy(c: Caller, p: URLSearchParams): string {
-    const role = iamRole(c, 'GetRolePolicy', p);
+  async function getRolePolicy(c: Caller, p: URLSearchParams, request: RequestFacts): Promise<string> {
+    const role = await iamRole(c, 'GetRolePolicy', p, request);
     const name = policyName(p);
-    const doc = inlineOf(role.name)[name];
+    const doc = inlineOf(role.arn)[name];
     if (doc === undefined) throw new EmulatorError(404, 'NoSuchEntity', `The role policy with name ${name} cannot be found.`);
     return (
       `<PolicyName>${xmlEscape(name)}</PolicyName><RoleName>${xmlEscape(role.name)}</RoleName>` +
@@ -619,22 +781,22 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     );
   }
 
-  function deleteRolePolicy(c: Caller, p: URLSearchParams): null {
-    const role = iamRole(c, 'DeleteRolePolicy', p);
+  async function deleteRolePolicy(c: Caller, p: URLSearchParams, request: RequestFacts): Promise<null> {
+    const role = await iamRole(c, 'DeleteRolePolicy', p, request);
     const name = policyName(p);
-    const current = inlineOf(role.name);
+    const current = inlineOf(role.arn);
     if (current[name] === undefined) throw new EmulatorError(404, 'NoSuchEntity', `The role policy with name ${name} cannot be found.`);
     const next = { ...current };
     delete next[name];
-    if (Object.keys(next).length === 0) delete state.inlinePolicies[role.name];
-    else state.inlinePolicies[role.name] = next;
+    if (Object.keys(next).length === 0) delete state.inlinePolicies[role.arn];
+    else state.inlinePolicies[role.arn] = next;
     persist();
     return null;
   }
 
-  function listRolePolicies(c: Caller, p: URLSearchParams): string {
-    const role = iamRole(c, 'ListRolePolicies', p);
-    const names = Object.keys(inlineOf(role.name)).sort();
+  async function listRolePolicies(c: Caller, p: URLSearchParams, request: RequestFacts): Promise<string> {
+    const role = await iamRole(c, 'ListRolePolicies', p, request);
+    const names = Object.keys(inlineOf(role.arn)).sort();
     return `<PolicyNames>${names.map((n) => `<member>${xmlEscape(n)}</member>`).join('')}</PolicyNames><IsTruncated>false</IsTruncated>`;
   }
 
@@ -660,7 +822,8 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
       return { status: 200, json: { allowed: false, reason: 'InvalidClientTokenId' } };
     }
     if (s.expiresAt <= now()) return { status: 200, json: { allowed: false, reason: 'ExpiredToken' } };
-    const outcome = await evaluateSession(s, input['action'] as string, input['resource'] as string);
+    const sourceIp = typeof input['sourceIp'] === 'string' ? input['sourceIp'] : undefined;
+    const outcome = await authorize({ kind: 'session', session: s }, input['action'] as string, input['resource'] as string, { sourceIp });
     if (outcome.decision === 'Error') {
       return { status: 200, json: { allowed: false, reason: `InvalidRequest: ${outcome.detail ?? 'simulation failed'}` } };
     }
@@ -703,25 +866,26 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     }
     try {
       const caller = await authenticate(req, url, body, service);
+      const request: RequestFacts = { sourceIp: peerAddress(req) };
       let result: string | null;
       switch (action) {
         case 'AssumeRole':
-          result = await assumeRole(caller, params);
+          result = await assumeRole(caller, params, request);
           break;
         case 'GetCallerIdentity':
-          result = await getCallerIdentity(caller);
+          result = getCallerIdentity(caller);
           break;
         case 'PutRolePolicy':
-          result = await putRolePolicy(caller, params);
+          result = await putRolePolicy(caller, params, request);
           break;
         case 'GetRolePolicy':
-          result = getRolePolicy(caller, params);
+          result = await getRolePolicy(caller, params, request);
           break;
         case 'DeleteRolePolicy':
-          result = deleteRolePolicy(caller, params);
+          result = await deleteRolePolicy(caller, params, request);
           break;
         default:
-          result = listRolePolicies(caller, params);
+          result = await listRolePolicies(caller, params, request);
       }
       const xml =
         `<${action}Response xmlns="${ns}">` +
@@ -768,6 +932,8 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
   return {
     url: `http://${urlHost}:${port}`,
     port,
+    identityArn: callerArn,
+    authority,
     sessionCount: () => sessions.size,
     close: () =>
       new Promise<void>((resolve, reject) => {

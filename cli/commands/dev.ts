@@ -8,7 +8,7 @@ import { DEFAULT_DATA, EXIT, parse, Refusal, stackPointerFile, type StackPointer
 
 const HELP = `usage: tvm dev [--config F] [--port N] [--data DIR] [--ephemeral]
   --config F     config file (default $TVM_CONFIG or config/tvm.yaml)
-  --port N       API port (default 8787; STS/IAM on N+1, DynamoDB on N+2; 0 = any free ports)
+  --port N       API port (default 8787; STS/IAM on N+1, DynamoDB on N+2, S3 on N+3; 0 = any free ports)
   --data DIR     where leases, keys and the emulator's state are kept (default .tvm/dev)
   --ephemeral    keep leases, keys and emulator state in memory (endpoints.json goes to --data if
                  given, else to a fresh temporary folder)
@@ -24,7 +24,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   });
   if (values.help) return io.out(HELP), EXIT.ok;
   const port = values.port === undefined ? undefined : Number(values.port);
-  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65533)) throw new UsageError('--port must be a port number');
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65532)) throw new UsageError('--port must be a port number');
   const configPath = values.config ?? io.env.TVM_CONFIG ?? 'config/tvm.yaml';
   // An ephemeral stack without a folder of its own gets a fresh one for its endpoints.json, so two
   // stacks never overwrite (or, stopping, delete) each other's file.
@@ -54,6 +54,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     ['API', ep.api],
     ['dev issuer', ep.issuer],
     ['STS / IAM', ep.sts],
+    ['S3', ep.s3],
     ['DynamoDB', ep.dynamodb],
     ...Object.entries(ep.vendors).map(([n, u]): [string, string] => [`vendor ${n}`, u]),
     ['admin token', ep.adminToken],
@@ -66,9 +67,10 @@ ${rows.map(([k, v]) => `  ${k.padEnd(width)}${v}\n`).join('')}
 Try, in another terminal:
   ${envPrefix}npx tvm token --claim team=analytics --out /tmp/tvm-token
   ${envPrefix}TVM_TOKEN_FILE=/tmp/tvm-token npx tvm vend --grant ${grant} --format env > /tmp/tvm-creds && . /tmp/tvm-creds
-  aws sts get-caller-identity --endpoint-url ${ep.sts} --region us-east-1
+  aws s3 cp s3://reports/analytics/q3.csv - --endpoint-url ${ep.s3} --region us-east-1   # allowed: the team's prefix
   ${envPrefix}npx tvm leases --status active
-  ${envPrefix}TVM_TOKEN_FILE=/tmp/tvm-token npx tvm revoke $TVM_LEASE_ID   # then get-caller-identity is denied
+  ${envPrefix}TVM_TOKEN_FILE=/tmp/tvm-token npx tvm revoke $TVM_LEASE_ID   # then that s3 cp is AccessDenied
+  aws sts get-caller-identity --endpoint-url ${ep.sts} --region us-east-1   # answers even when revoked, as in AWS
   curl -H "authorization: Bearer $(cat /tmp/tvm-token)" ${ep.api}/v1/broker/datadog/api/v1/validate
   ${envPrefix}npx tvm rotate datadog && ${envPrefix}npx tvm vendors
 

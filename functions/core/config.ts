@@ -94,6 +94,71 @@ export const grantSchema = z
   })
   .strict();
 
+// ---- the `local` section (tvm dev only) ----
+
+/** A trust policy statement (a role's resource policy): a permission statement plus its principal. */
+const trustStatement = z
+  .object({
+    Sid: z.string().optional(),
+    Effect: z.enum(['Allow', 'Deny']),
+    Principal: z.union([z.literal('*'), z.record(z.union([z.string(), z.array(z.string()).min(1)]))]).optional(),
+    NotPrincipal: z.record(z.union([z.string(), z.array(z.string()).min(1)])).optional(),
+    Action: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    NotAction: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+    Condition: z.record(z.record(z.union([z.string(), z.array(z.string()), z.boolean(), z.number()]))).optional(),
+  })
+  .strict()
+  .refine((s) => (s.Action === undefined) !== (s.NotAction === undefined), { message: 'needs exactly one of Action or NotAction' })
+  .refine((s) => (s.Principal === undefined) !== (s.NotPrincipal === undefined), { message: 'needs exactly one of Principal or NotPrincipal' });
+
+const localRoleObject = z
+  .object({
+    /** The role's permission policy. */
+    policy: policyDocumentSchema,
+    /** Default: trust tvm's own local identity (sts:AssumeRole, sts:TagSession, sts:SetSourceIdentity). */
+    trustPolicy: z.object({ Version: z.literal('2012-10-17'), Id: z.string().optional(), Statement: z.array(trustStatement).min(1) }).strict().optional(),
+    /** IAM's MaxSessionDuration (3600..43200 s, IAM's bounds). Default 3600. */
+    maxSessionDuration: z.number().int().min(3600).max(43_200).default(3600),
+  })
+  .strict();
+
+/** A local role: a bare permission policy (it trusts tvm's identity, 3600 s) or `{policy, trustPolicy, maxSessionDuration}`. */
+const localRoleSchema = z.unknown().transform((v, ctx): z.infer<typeof localRoleObject> => {
+  const full = !!v && typeof v === 'object' && 'policy' in v;
+  const r = full ? localRoleObject.safeParse(v) : policyDocumentSchema.safeParse(v);
+  if (!r.success) {
+    for (const issue of r.error.issues) ctx.addIssue(issue as z.IssueData);
+    return z.NEVER;
+  }
+  return full ? (r.data as z.infer<typeof localRoleObject>) : { policy: r.data as z.infer<typeof policyDocumentSchema>, maxSessionDuration: 3600 };
+});
+
+const localBucketSchema = z.union([
+  z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
+  z
+    .object({
+      name: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
+      /** A folder (relative to the config file) whose files are put into the bucket at start where the key is absent. */
+      seed: z.string().min(1),
+    })
+    .strict(),
+]);
+
+export const localSchema = z
+  .object({
+    roles: z.record(z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'must be an IAM role ARN'), localRoleSchema).default({}),
+    /** Buckets of the local S3. */
+    buckets: z.array(localBucketSchema).default([]),
+    /** The issuer `tvm dev` serves itself (its URL is set at start). */
+    devIssuer: z.string().regex(NAME).optional(),
+  })
+  .strict();
+
+export type LocalConfig = z.infer<typeof localSchema>;
+export type LocalRoleConfig = z.infer<typeof localRoleObject>;
+
+// ---- end of the `local` section ----
+
 export const configSchema = z
   .object({
     issuers: z.array(issuerSchema).min(1, 'must list at least one issuer'),
@@ -118,14 +183,7 @@ export const configSchema = z
       })
       .strict()
       .default({}),
-    local: z
-      .object({
-        roles: z.record(z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'must be an IAM role ARN'), policyDocumentSchema).default({}),
-        /** The issuer `tvm dev` serves itself (its URL is set at start). */
-        devIssuer: z.string().regex(NAME).optional(),
-      })
-      .strict()
-      .optional(),
+    local: localSchema.optional(),
   })
   .strict();
 

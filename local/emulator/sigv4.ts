@@ -62,6 +62,8 @@ export async function verifySignature(
   auth: ParsedAuthorization,
   secretAccessKey: string,
   signingDate: Date,
+  /** S3 signs the path as sent (no second URI-encoding, no normalization); other services escape it. */
+  opts: { uriEscapePath?: boolean } = {},
 ): Promise<VerifyOutcome> {
   const signed = new Set(auth.signedHeaders);
   if (!signed.has('host')) return 'mismatch';
@@ -73,7 +75,8 @@ export async function verifySignature(
   }
   // A client-declared payload hash must describe the body actually sent.
   const declared = req.headers['x-amz-content-sha256'];
-  if (declared !== undefined && declared !== 'UNSIGNED-PAYLOAD') {
+  // (A streamed, aws-chunked body is not the payload the hash describes: its chunks carry their own.)
+  if (declared !== undefined && declared !== 'UNSIGNED-PAYLOAD' && !declared.startsWith('STREAMING-')) {
     const actual = createHash('sha256').update(req.body).digest('hex');
     if (!safeEqual(declared.toLowerCase(), actual)) return 'mismatch';
   }
@@ -82,7 +85,7 @@ export async function verifySignature(
     region: auth.region,
     service: auth.service,
     sha256: Sha256,
-    uriEscapePath: true,
+    uriEscapePath: opts.uriEscapePath ?? true,
     applyChecksum: false,
   });
   const host = headers['host'];

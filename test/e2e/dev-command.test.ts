@@ -58,7 +58,7 @@ describe('tvm dev', () => {
   it('starts, writes endpoints.json, and serves a vend the AWS CLI can use', async () => {
     dev = await startDev();
     const endpoints = JSON.parse(readFileSync(join(data, 'endpoints.json'), 'utf8')) as Record<string, unknown>;
-    expect(Object.keys(endpoints).sort()).toEqual(['adminToken', 'api', 'dynamodb', 'iam', 'issuer', 'sts', 'vendors']);
+    expect(Object.keys(endpoints).sort()).toEqual(['adminToken', 'api', 'dynamodb', 'iam', 'identity', 'issuer', 's3', 'sts', 'vendors']);
     expect(dev.out.join('')).toContain(String(endpoints.adminToken));
 
     const tokenFile = join(data, 'token');

@@ -4,13 +4,14 @@
  * container credentials (AWS CLI and the JS SDK's default chain). Ends with the secret scan.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromIni, fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { s3Get } from '../helpers/s3.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 const run = promisify(execFile);
@@ -33,7 +34,8 @@ const baseEnv = () => ({
 });
 
 async function aws(args: string[], env: Record<string, string>) {
-  const out = await run('aws', [...args, '--endpoint-url', stack.sts, '--region', 'us-east-1', '--output', 'json'], { env: { ...baseEnv(), ...env } }).catch((e) => e);
+  const endpoint = args[0] === 's3' || args[0] === 's3api' ? stack.s3 : stack.sts;
+  const out = await run('aws', [...args, '--endpoint-url', endpoint, '--region', 'us-east-1', '--output', 'json'], { env: { ...baseEnv(), ...env } }).catch((e) => e);
   cliOutput.push(String(out.stderr ?? ''));
   return { code: out.code ?? 0, stdout: String(out.stdout ?? ''), stderr: String(out.stderr ?? '') };
 }
@@ -51,17 +53,24 @@ function remember(c: Record<string, string>) {
 }
 
 describe('vend with real clients', () => {
-  it('vends over HTTP and the AWS CLI uses the credentials against the local STS', async () => {
+  it('vends over HTTP; the AWS CLI reads the team’s reports with the credentials (not another team’s) and gets their identity', { timeout: 120_000 }, async () => {
     const token = await stack.mintToken({ team: 'analytics' }, { sub: 'agent-cli' });
     secrets.add(token);
     const { status, body } = await stack.vend({ grant: 'reports-read', context: { task: 'T-1', environment: 'dev' } }, token);
     expect(status).toBe(200);
     remember(body.credentials);
-    const who = await aws(['sts', 'get-caller-identity'], {
+    const creds = {
       AWS_ACCESS_KEY_ID: body.credentials.AccessKeyId,
       AWS_SECRET_ACCESS_KEY: body.credentials.SecretAccessKey,
       AWS_SESSION_TOKEN: body.credentials.SessionToken,
-    });
+    };
+    const mine = await aws(['s3', 'cp', 's3://reports/analytics/q3.csv', '-'], creds);
+    expect(mine.code, mine.stderr).toBe(0);
+    expect(mine.stdout).toBe(readFileSync('config/local-s3/reports/analytics/q3.csv', 'utf8'));
+    const theirs = await aws(['s3', 'cp', 's3://reports/finance/q3.csv', '-'], creds);
+    expect(theirs.code).not.toBe(0);
+    expect(theirs.stderr).toContain('403');
+    const who = await aws(['sts', 'get-caller-identity'], creds);
     expect(who.code).toBe(0);
     const identity = JSON.parse(who.stdout) as { Arn: string; UserId: string };
     expect(identity.Arn).toBe(`arn:aws:sts::123456789012:assumed-role/reports-read/tvm-${body.leaseId}`);
@@ -72,6 +81,13 @@ describe('vend with real clients', () => {
     expect(lease?.accessKeyId).toBe(body.credentials.AccessKeyId);
     expect(lease?.decision).toEqual(['dev-agents-read-reports']);
     expect(lease?.context).toEqual({ task: 'T-1', environment: 'dev' });
+
+    // Revoked: S3 refuses the same read, while GetCallerIdentity still answers (as AWS does).
+    const revoked = await fetch(`${stack.api}/v1/leases/${body.leaseId}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect(revoked.status).toBe(200);
+    const after = await aws(['s3api', 'get-object', '--bucket', 'reports', '--key', 'analytics/q3.csv', join(dir, 'after.csv')], creds);
+    expect(after.stderr).toMatch(/\(AccessDenied\).*explicit deny/);
+    expect((await aws(['sts', 'get-caller-identity'], creds)).code).toBe(0);
   });
 
   it('scopes the credentials to the rendered session policy (emulator evaluation)', async () => {
@@ -93,6 +109,9 @@ describe('vend with real clients', () => {
     };
     expect(await may('arn:aws:s3:::reports/analytics/q3.csv')).toBe(true);
     expect(await may('arn:aws:s3:::reports/finance/q3.csv')).toBe(false);
+    // The local S3 decides the same way.
+    expect((await s3Get(stack.s3, body.credentials, '/reports/analytics/q3.csv')).status).toBe(200);
+    expect(await s3Get(stack.s3, body.credentials, '/reports/finance/q3.csv')).toMatchObject({ status: 403, code: 'AccessDenied' });
   });
 
   it('serves a credential_process profile to the AWS CLI and to the JS SDK (fromIni)', async () => {

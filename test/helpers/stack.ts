@@ -4,7 +4,7 @@
  */
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Clock } from '../../functions/core/ports.js';
 import type { MintOptions } from '../../local/dev-issuer.js';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack.js';
@@ -16,6 +16,8 @@ export interface TestStackOptions {
   yaml?: string;
   /** Cedar files by name, replacing config/policies when `yaml` is given. */
   policies?: Record<string, string>;
+  /** More files beside the config (path relative to it → text), e.g. a local S3 seed folder. */
+  files?: Record<string, string>;
   clock?: Clock;
   jwks?: LocalStackOptions['jwks'];
   /** Keep state on disk in this folder (default: ephemeral, in memory). */
@@ -25,6 +27,8 @@ export interface TestStackOptions {
 export interface TestStack {
   api: string;
   sts: string;
+  /** The local S3. */
+  s3: string;
   adminToken: string;
   stack: LocalStack;
   runtime: LocalStack['runtime'];
@@ -38,9 +42,13 @@ export interface TestStack {
 }
 
 /** Writes `yaml` and its policies to a fresh folder and answers the config path. */
-export function writeConfig(yaml: string, policies?: Record<string, string>): string {
+export function writeConfig(yaml: string, policies?: Record<string, string>, files: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'tvm-config-'));
   writeFileSync(join(dir, 'tvm.yaml'), yaml);
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
   if (policies) {
     mkdirSync(join(dir, 'policies'));
     for (const [name, text] of Object.entries(policies)) writeFileSync(join(dir, 'policies', name), text);
@@ -53,7 +61,7 @@ export function writeConfig(yaml: string, policies?: Record<string, string>): st
 export const EXAMPLE_CONFIG = readFileSync('config/tvm.yaml', 'utf8');
 
 export async function startTestStack(opts: TestStackOptions = {}): Promise<TestStack> {
-  const configPath = opts.yaml ? writeConfig(opts.yaml, opts.policies) : (opts.configPath ?? 'config/tvm.yaml');
+  const configPath = opts.yaml ? writeConfig(opts.yaml, opts.policies, opts.files) : (opts.configPath ?? 'config/tvm.yaml');
   const logs: string[] = [];
   const stack = await startLocalStack({ configPath, port: 0, ephemeral: !opts.dataDir, dataDir: opts.dataDir, logSink: (l) => logs.push(l), sweepIntervalMs: 0, rotateIntervalMs: 0, clock: opts.clock, jwks: opts.jwks });
   const api = stack.endpoints.api;
@@ -61,6 +69,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
   return {
     api,
     sts: stack.endpoints.sts,
+    s3: stack.endpoints.s3,
     adminToken: stack.endpoints.adminToken,
     stack,
     runtime: stack.runtime,

@@ -20,6 +20,7 @@ import {
 } from '@aws-sdk/client-sts';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalS3, startLocalS3 } from '../../local/s3.js';
 import { startStsIamEmulator, type StsIamEmulator } from '../../local/sts-iam-emulator.js';
 
 const ACCOUNT = '111122223333';
@@ -32,6 +33,7 @@ const ROLE_POLICY = {
   Version: '2012-10-17',
   Statement: [
     { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: 'arn:aws:s3:::reports/*' },
+    { Effect: 'Allow', Action: 's3:ListBucket', Resource: 'arn:aws:s3:::reports' },
     { Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: '*' },
   ],
 };
@@ -93,7 +95,7 @@ function cli(em: StsIamEmulator, creds: Creds): Promise<{ code: number; stdout: 
     execFile(
       'aws',
       ['sts', 'get-caller-identity', '--endpoint-url', em.url, '--region', 'us-east-1', '--output', 'json'],
-      { env, timeout: 15_000 },
+      { env, timeout: 90_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, stdout, stderr });
@@ -153,7 +155,24 @@ async function rawSigned(
 
 describe('local STS/IAM emulator', () => {
   let em: StsIamEmulator;
+  let s3: LocalS3;
   let clock = Date.now();
+
+  /** A GetObject at the local S3 over this emulator (an action the role allows): its status. */
+  async function s3Get(c: Creds): Promise<number> {
+    const url = new URL(s3.url);
+    const signer = new SignatureV4({ credentials: c, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false });
+    const signed = await signer.sign(
+      { method: 'GET', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: '/reports/x', headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } },
+      { signingDate: new Date(clock) }, // the emulator's clock
+    );
+    const res = await fetch(`${s3.url}/reports/x`, { headers: signed.headers as Record<string, string> });
+    const text = await res.text();
+    // A missing key reads as NoSuchKey only to a caller allowed to list: 404 is "allowed" here.
+    if (res.status === 404) expect(text).toContain('<Code>NoSuchKey</Code>');
+    if (res.status === 403) expect(text).toContain('<Code>AccessDenied</Code>');
+    return res.status === 404 ? 200 : res.status;
+  }
 
   beforeAll(async () => {
     em = await startStsIamEmulator({
@@ -161,8 +180,10 @@ describe('local STS/IAM emulator', () => {
       callerCredentials: TVM,
       now: () => clock,
     });
+    s3 = await startLocalS3({ buckets: [{ name: 'reports' }], authority: em.authority });
   });
   afterAll(async () => {
+    await s3?.close();
     await em?.close();
   });
 
@@ -329,24 +350,28 @@ describe('local STS/IAM emulator', () => {
     });
   });
 
-  describe('revocation through inline deny policies', () => {
-    it('a Deny on aws:userid refuses that session and not another session of the same role (AWS CLI)', async () => {
+  describe('revocation through inline deny policies (proven at the local S3 and the evaluate route)', () => {
+    it('a Deny on aws:userid refuses that session at S3, not another session of the same role; get-caller-identity answers both (AWS CLI, as in AWS)', { timeout: 200_000 }, async () => {
       const a = await assume(em, { RoleSessionName: 'lease-aaa' });
       const b = await assume(em, { RoleSessionName: 'lease-bbb' });
+      expect(await s3Get(credsOf(a))).toBe(200);
       await putDeny(em, 'tvm-revoked', { StringEquals: { 'aws:userid': [a.AssumedRoleUser!.AssumedRoleId] } });
       try {
-        const [ra, rb] = await Promise.all([cli(em, credsOf(a)), cli(em, credsOf(b))]);
-        expect(ra.code).not.toBe(0);
-        expect(ra.stderr).toContain('AccessDenied');
-        expect(rb.code, rb.stderr).toBe(0);
-        expect(await errorOf(stsClient(em, credsOf(a)).send(new GetCallerIdentityCommand({})))).toMatchObject({ name: 'AccessDenied', status: 403 });
+        expect(await s3Get(credsOf(a))).toBe(403);
+        expect(await s3Get(credsOf(b))).toBe(200);
         expect(await evaluate(em, credsOf(a), 's3:GetObject', 'arn:aws:s3:::reports/x')).toEqual({ allowed: false, reason: 'ExplicitlyDenied' });
         expect(await evaluate(em, credsOf(b), 's3:GetObject', 'arn:aws:s3:::reports/x')).toEqual({ allowed: true, reason: 'Allowed' });
+        // AWS answers GetCallerIdentity whatever the policies say: no test of revocation.
+        const ra = await cli(em, credsOf(a));
+        const rb = await cli(em, credsOf(b));
+        expect(ra.code, ra.stderr).toBe(0);
+        expect(JSON.parse(ra.stdout).Arn).toBe(a.AssumedRoleUser!.Arn);
+        expect(rb.code, rb.stderr).toBe(0);
       } finally {
         await deleteDeny(em, 'tvm-revoked');
       }
       // Removing the entry restores the session.
-      expect((await stsClient(em, credsOf(a)).send(new GetCallerIdentityCommand({}))).Arn).toBe(a.AssumedRoleUser!.Arn);
+      expect(await s3Get(credsOf(a))).toBe(200);
     });
 
     it('StringLike on aws:userid matches by session name', async () => {
@@ -354,8 +379,8 @@ describe('local STS/IAM emulator', () => {
       const b = await assume(em, { RoleSessionName: 'lease-other-1' });
       await putDeny(em, 'tvm-like', { StringLike: { 'aws:userid': '*:lease-like-*' } });
       try {
-        expect(await errorOf(stsClient(em, credsOf(a)).send(new GetCallerIdentityCommand({})))).toMatchObject({ name: 'AccessDenied' });
-        expect((await stsClient(em, credsOf(b)).send(new GetCallerIdentityCommand({}))).Account).toBe(ACCOUNT);
+        expect(await s3Get(credsOf(a))).toBe(403);
+        expect(await s3Get(credsOf(b))).toBe(200);
       } finally {
         await deleteDeny(em, 'tvm-like');
       }
@@ -369,11 +394,11 @@ describe('local STS/IAM emulator', () => {
       await putDeny(em, 'tvm-principal', { StringEquals: { 'aws:SourceIdentity': 'principal-mallory' } });
       try {
         for (const s of [a1, a2]) {
-          expect(await errorOf(stsClient(em, credsOf(s)).send(new GetCallerIdentityCommand({})))).toMatchObject({ name: 'AccessDenied' });
+          expect(await s3Get(credsOf(s))).toBe(403);
           expect((await evaluate(em, credsOf(s), 's3:GetObject', 'arn:aws:s3:::reports/x')).allowed).toBe(false);
         }
         for (const s of [other, none]) {
-          expect((await stsClient(em, credsOf(s)).send(new GetCallerIdentityCommand({}))).Account).toBe(ACCOUNT);
+          expect(await s3Get(credsOf(s))).toBe(200);
           expect((await evaluate(em, credsOf(s), 's3:GetObject', 'arn:aws:s3:::reports/x')).allowed).toBe(true);
         }
       } finally {
@@ -390,8 +415,8 @@ describe('local STS/IAM emulator', () => {
         await putDeny(em, 'tvm-fallback', { DateLessThan: { 'aws:TokenIssueTime': cutoff } });
         clock = start + 20_000;
         const fresh = await assume(em);
-        expect(await errorOf(stsClient(em, credsOf(old)).send(new GetCallerIdentityCommand({})))).toMatchObject({ name: 'AccessDenied' });
-        expect((await stsClient(em, credsOf(fresh)).send(new GetCallerIdentityCommand({}))).Account).toBe(ACCOUNT);
+        expect(await s3Get(credsOf(old))).toBe(403);
+        expect(await s3Get(credsOf(fresh))).toBe(200);
         expect((await evaluate(em, credsOf(old), 'dynamodb:GetItem', `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/t`)).reason).toBe('ExplicitlyDenied');
         expect((await evaluate(em, credsOf(fresh), 'dynamodb:GetItem', `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/t`)).reason).toBe('Allowed');
       } finally {
@@ -405,8 +430,8 @@ describe('local STS/IAM emulator', () => {
       const otherTag = await assume(em, { Tags: [{ Key: 'tvm:lease', Value: 'L-fine' }] });
       await putDeny(em, 'tvm-tag', { StringEquals: { 'aws:PrincipalTag/tvm:lease': 'L-revoked' } });
       try {
-        expect(await errorOf(stsClient(em, credsOf(tagged)).send(new GetCallerIdentityCommand({})))).toMatchObject({ name: 'AccessDenied' });
-        expect((await stsClient(em, credsOf(otherTag)).send(new GetCallerIdentityCommand({}))).Account).toBe(ACCOUNT);
+        expect(await s3Get(credsOf(tagged))).toBe(403);
+        expect(await s3Get(credsOf(otherTag))).toBe(200);
         expect((await evaluate(em, credsOf(tagged), 's3:PutObject', 'arn:aws:s3:::reports/y')).reason).toBe('ExplicitlyDenied');
         expect((await evaluate(em, credsOf(otherTag), 's3:PutObject', 'arn:aws:s3:::reports/y')).reason).toBe('Allowed');
       } finally {
@@ -414,25 +439,29 @@ describe('local STS/IAM emulator', () => {
       }
     });
 
-    it('a Deny that does not cover sts:GetCallerIdentity does not block it, but still blocks its own actions', async () => {
+    it('GetCallerIdentity answers under a Deny of every action (as AWS does); the Deny still blocks what it names', async () => {
       const s = await assume(em);
-      await iamClient(em).send(
-        new PutRolePolicyCommand({
-          RoleName: ROLE_NAME,
-          PolicyName: 'deny-s3',
-          PolicyDocument: JSON.stringify({
-            Version: '2012-10-17',
-            Statement: [{ Effect: 'Deny', Action: 's3:*', Resource: '*', Condition: { StringEquals: { 'aws:userid': s.AssumedRoleUser!.AssumedRoleId } } }],
-          }),
+      await putDeny(em, 'deny-all', { StringEquals: { 'aws:userid': s.AssumedRoleUser!.AssumedRoleId } });
+      try {
+        const me = await stsClient(em, credsOf(s)).send(new GetCallerIdentityCommand({}));
+        expect(me).toMatchObject({ Account: ACCOUNT, Arn: s.AssumedRoleUser!.Arn, UserId: s.AssumedRoleUser!.AssumedRoleId });
+        expect((await evaluate(em, credsOf(s), 'dynamodb:GetItem', `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/t`)).reason).toBe('ExplicitlyDenied');
+        expect(await s3Get(credsOf(s))).toBe(403);
+      } finally {
+        await deleteDeny(em, 'deny-all');
+      }
+    });
+
+    it('the evaluate route checks aws:SourceIp when given one', async () => {
+      const s = credsOf(
+        await assume(em, {
+          Policy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*', Condition: { IpAddress: { 'aws:SourceIp': '127.0.0.2/32' } } }] }),
         }),
       );
-      try {
-        expect((await stsClient(em, credsOf(s)).send(new GetCallerIdentityCommand({}))).Account).toBe(ACCOUNT);
-        expect((await evaluate(em, credsOf(s), 's3:GetObject', 'arn:aws:s3:::reports/x')).reason).toBe('ExplicitlyDenied');
-        expect((await evaluate(em, credsOf(s), 'dynamodb:GetItem', `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/t`)).reason).toBe('Allowed');
-      } finally {
-        await deleteDeny(em, 'deny-s3');
-      }
+      const at = (sourceIp: string) =>
+        fetch(`${em.url}/_tvm/evaluate`, { method: 'POST', body: JSON.stringify({ ...s, action: 's3:GetObject', resource: 'arn:aws:s3:::reports/x', sourceIp }) }).then((r) => r.json());
+      expect(await at('127.0.0.2')).toEqual({ allowed: true, reason: 'Allowed' });
+      expect(await at('127.0.0.1')).toEqual({ allowed: false, reason: 'ImplicitlyDenied' });
     });
   });
 
@@ -560,7 +589,7 @@ describe('local STS/IAM emulator', () => {
       );
       await first.close();
       expect(statSync(stateFile).mode & 0o077).toBe(0);
-      expect(JSON.parse(readFileSync(stateFile, 'utf8')).version).toBe(1);
+      expect(JSON.parse(readFileSync(stateFile, 'utf8')).version).toBe(2);
 
       const second = await startStsIamEmulator(opts);
       try {

@@ -1,0 +1,86 @@
+/**
+ * Checks of what vended credentials may do, for tests: a GetObject at the local S3 signed by
+ * `@smithy/signature-v4` (optionally from another loopback address, for `aws:SourceIp`), the AWS
+ * CLI's `aws s3 cp`, and the STS/IAM emulator's evaluate route. AWS never denies
+ * `sts:GetCallerIdentity`, so none of these uses it.
+ */
+import { execFile } from 'node:child_process';
+import { request } from 'node:http';
+import { promisify } from 'node:util';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { SignatureV4 } from '@smithy/signature-v4';
+
+const run = promisify(execFile);
+
+/** Vended credentials as tvm answers them. */
+export interface VendedCredentials {
+  AccessKeyId: string;
+  SecretAccessKey: string;
+  SessionToken: string;
+}
+
+export interface S3Answer {
+  status: number;
+  /** S3's error code (`AccessDenied`, `NoSuchKey`, `ExpiredToken`…), or undefined on success. */
+  code?: string;
+  body: string;
+}
+
+/** GET `path` (`/bucket/key`) at the local S3, signed with these credentials. */
+export async function s3Get(
+  endpoint: string,
+  c: VendedCredentials,
+  path: string,
+  opts: { localAddress?: string; signingDate?: Date } = {},
+): Promise<S3Answer> {
+  const url = new URL(endpoint);
+  const signer = new SignatureV4({
+    credentials: { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken },
+    region: 'us-east-1',
+    service: 's3',
+    sha256: Sha256,
+    uriEscapePath: false,
+  });
+  const signed = await signer.sign(
+    { method: 'GET', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path, headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } },
+    { signingDate: opts.signingDate },
+  );
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path, method: 'GET', headers: signed.headers, localAddress: opts.localAddress }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: /<Code>([^<]+)<\/Code>/.exec(body)?.[1], body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** `aws s3 cp s3://<bucket/key> -` with these credentials: the object's text, or the CLI's error. */
+export async function awsS3Cp(endpoint: string, c: VendedCredentials, s3Uri: string, home = '/tmp'): Promise<{ ok: boolean; stdout: string; stderr: string }> {
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: home,
+    AWS_CONFIG_FILE: '/dev/null',
+    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: c.AccessKeyId,
+    AWS_SECRET_ACCESS_KEY: c.SecretAccessKey,
+    AWS_SESSION_TOKEN: c.SessionToken,
+  };
+  const out = await run('aws', ['s3', 'cp', s3Uri, '-', '--endpoint-url', endpoint], { env, timeout: 90_000 }).catch((e) => e);
+  return { ok: !out.code && !out.killed, stdout: String(out.stdout ?? ''), stderr: String(out.stderr ?? '') };
+}
+
+/** The emulator's evaluate route: may these credentials do ACTION on RESOURCE? */
+export async function evaluateAt(sts: string, c: VendedCredentials, action: string, resource: string, sourceIp?: string): Promise<{ allowed: boolean; reason: string }> {
+  const res = await fetch(`${sts}/_tvm/evaluate`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken, action, resource, sourceIp }),
+  });
+  if (res.status !== 200) throw new Error(`evaluate route answered ${res.status}`);
+  return (await res.json()) as { allowed: boolean; reason: string };
+}
