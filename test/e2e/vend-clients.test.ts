@@ -52,7 +52,7 @@ function remember(c: Record<string, string>) {
   for (const k of ['SecretAccessKey', 'SessionToken', 'Token']) if (c[k]) secrets.add(c[k]);
 }
 
-describe('vend with real clients', () => {
+describe('vend with real clients', { timeout: 120_000 }, () => {
   it('vends over HTTP; the AWS CLI reads the team’s reports with the credentials (not another team’s) and gets their identity', { timeout: 120_000 }, async () => {
     const token = await stack.mintToken({ team: 'analytics' }, { sub: 'agent-cli' });
     secrets.add(token);

@@ -605,3 +605,150 @@ describe('local STS/IAM emulator', () => {
     }
   });
 });
+
+describe('trust policies, MaxSessionDuration and roles in several accounts', () => {
+  const OTHER = '210987654321';
+  const IDENTITY = `arn:aws:iam::${ACCOUNT}:user/tvm-local`;
+  const VENDABLE = `arn:aws:iam::${ACCOUNT}:role/tvm/vendable`;
+  const ASSUME_ONLY = `arn:aws:iam::${ACCOUNT}:role/tvm/assume-only`;
+  const STRANGER = `arn:aws:iam::${ACCOUNT}:role/tvm/trusts-someone-else`;
+  const LONG = `arn:aws:iam::${ACCOUNT}:role/long`;
+  const X_GRANT = `arn:aws:iam::${OTHER}:role/tvm/x-grant`;
+  const X_REVOKER = `arn:aws:iam::${OTHER}:role/tvm/tvm-revoker`;
+  const X_SAME_NAME = `arn:aws:iam::${OTHER}:role/reports-reader`;
+  const READ = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:GetObject', 's3:ListBucket'], Resource: '*' }] };
+  // As infra/constructs/vendable-role.ts writes it: a source identity and the lease tag are required.
+  const LEASE_CONDITIONS = { Null: { 'sts:SourceIdentity': 'false', 'aws:RequestTag/tvm:lease': 'false' } };
+  const vendableTrust = {
+    Version: '2012-10-17',
+    Statement: [
+      { Effect: 'Allow', Principal: { AWS: IDENTITY }, Action: ['sts:AssumeRole', 'sts:TagSession'], Condition: LEASE_CONDITIONS },
+      { Effect: 'Allow', Principal: { AWS: IDENTITY }, Action: 'sts:SetSourceIdentity', Condition: LEASE_CONDITIONS },
+    ],
+  };
+  let em: StsIamEmulator;
+  let s3: LocalS3;
+
+  beforeAll(async () => {
+    em = await startStsIamEmulator({
+      accountId: ACCOUNT,
+      callerCredentials: TVM,
+      roles: {
+        [ROLE_ARN]: ROLE_POLICY,
+        [VENDABLE]: { policy: READ, trustPolicy: vendableTrust },
+        [ASSUME_ONLY]: { policy: READ, trustPolicy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: IDENTITY }, Action: 'sts:AssumeRole' }] } },
+        [STRANGER]: { policy: READ, trustPolicy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:user/someone` }, Action: '*' }] } },
+        [LONG]: { policy: READ, maxSessionDuration: 7200 },
+        [X_GRANT]: READ,
+        [X_SAME_NAME]: READ,
+        [X_REVOKER]: {
+          policy: {
+            Version: '2012-10-17',
+            Statement: [{ Effect: 'Allow', Action: ['iam:PutRolePolicy', 'iam:GetRolePolicy', 'iam:DeleteRolePolicy', 'iam:ListRolePolicies'], Resource: `arn:aws:iam::${OTHER}:role/tvm/*` }],
+          },
+        },
+      },
+    });
+    s3 = await startLocalS3({ buckets: [{ name: 'reports' }], authority: em.authority });
+  });
+  afterAll(async () => {
+    await s3?.close();
+    await em?.close();
+  });
+
+  const assumeAs = (creds: Creds, input: Partial<AssumeRoleCommandInput>) =>
+    stsClient(em, creds).send(new AssumeRoleCommand({ RoleArn: VENDABLE, RoleSessionName: `s-${Math.random().toString(36).slice(2, 10)}`, ...input }));
+  const lease = { SourceIdentity: 'principal-a', Tags: [{ Key: 'tvm:lease', Value: 'L1' }] };
+
+  it('names tvm’s own identity', () => {
+    expect(em.identityArn).toBe(IDENTITY);
+  });
+
+  it('a VendableRole trust policy: a source identity and the lease tag are required', async () => {
+    expect((await assumeAs(TVM, lease)).SourceIdentity).toBe('principal-a');
+    expect(await errorOf(assumeAs(TVM, { SourceIdentity: 'principal-a' }))).toMatchObject({ name: 'AccessDenied', status: 403 });
+    expect(await errorOf(assumeAs(TVM, { Tags: lease.Tags }))).toMatchObject({ name: 'AccessDenied', status: 403 });
+    expect(await errorOf(assumeAs(TVM, { ...lease, Tags: [{ Key: 'team', Value: 'x' }] }))).toMatchObject({ name: 'AccessDenied' });
+  });
+
+  it('tags need sts:TagSession and a source identity sts:SetSourceIdentity in the trust policy', async () => {
+    expect((await assumeAs(TVM, { RoleArn: ASSUME_ONLY })).AssumedRoleUser?.Arn).toContain('assumed-role/assume-only/');
+    const tags = await errorOf(assumeAs(TVM, { RoleArn: ASSUME_ONLY, Tags: lease.Tags }));
+    expect(tags).toMatchObject({ name: 'AccessDenied', status: 403 });
+    expect(tags.message).toContain('sts:TagSession');
+    const si = await errorOf(assumeAs(TVM, { RoleArn: ASSUME_ONLY, SourceIdentity: 'principal-a' }));
+    expect(si.message).toContain('sts:SetSourceIdentity');
+  });
+
+  it('a trust policy that names someone else refuses tvm; a bare role trusts tvm only, not its sessions', async () => {
+    expect(await errorOf(assumeAs(TVM, { RoleArn: STRANGER }))).toMatchObject({ name: 'AccessDenied', status: 403 });
+    const session = credsOf(await assumeAs(TVM, { RoleArn: X_GRANT }));
+    expect(await errorOf(assumeAs(session, { RoleArn: X_GRANT }))).toMatchObject({ name: 'AccessDenied', status: 403 });
+  });
+
+  it('DurationSeconds is bounded by the role’s MaxSessionDuration (default 3600)', async () => {
+    const out = await assumeAs(TVM, { RoleArn: LONG, DurationSeconds: 7200 });
+    expect(out.Credentials!.Expiration!.getTime() - Date.now()).toBeGreaterThan(7000_000);
+    expect(await errorOf(assumeAs(TVM, { RoleArn: LONG, DurationSeconds: 7201 }))).toMatchObject({ name: 'ValidationError', status: 400 });
+    const e = await errorOf(assumeAs(TVM, { RoleArn: X_GRANT, DurationSeconds: 3601 }));
+    expect(e).toMatchObject({ name: 'ValidationError', status: 400 });
+    expect(e.message).toContain('MaxSessionDuration');
+    // Without DurationSeconds a session lasts an hour.
+    const plain = await assumeAs(TVM, { RoleArn: LONG });
+    expect(Math.round((plain.Credentials!.Expiration!.getTime() - Date.now()) / 1000)).toBeLessThanOrEqual(3600);
+  });
+
+  it('IAM calls reach only the caller’s own account: tvm cannot edit the other account’s roles by name', async () => {
+    const iam = iamClient(em);
+    expect(await errorOf(iam.send(new ListRolePoliciesCommand({ RoleName: 'x-grant' })))).toMatchObject({ name: 'NoSuchEntityException', status: 404 });
+    // Same name in both accounts: tvm's call edits its own account's role.
+    await iam.send(new PutRolePolicyCommand({ RoleName: ROLE_NAME, PolicyName: 'own', PolicyDocument: denyPolicy({ StringEquals: { 'aws:userid': 'nobody' } }) }));
+    const revoker = credsOf(await assumeAs(TVM, { RoleArn: X_REVOKER }));
+    expect((await iamClient(em, revoker).send(new ListRolePoliciesCommand({ RoleName: 'x-grant' }))).PolicyNames).toEqual([]);
+    await iam.send(new DeleteRolePolicyCommand({ RoleName: ROLE_NAME, PolicyName: 'own' }));
+  });
+
+  it('a cross-account revocation: tvm assumes the other account’s revoker role, which may edit only that account’s tvm roles', async () => {
+    const granted = await assumeAs(TVM, { RoleArn: X_GRANT, RoleSessionName: 'tvm-Lcross' });
+    expect(granted.AssumedRoleUser!.Arn).toBe(`arn:aws:sts::${OTHER}:assumed-role/x-grant/tvm-Lcross`);
+    const other = await assumeAs(TVM, { RoleArn: X_GRANT, RoleSessionName: 'tvm-Lother' });
+    const get = async (c: Creds) => {
+      const url = new URL(s3.url);
+      const signer = new SignatureV4({ credentials: c, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false });
+      const signed = await signer.sign({ method: 'GET', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: '/reports/k', headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
+      const res = await fetch(`${s3.url}/reports/k`, { headers: signed.headers as Record<string, string> });
+      return res.status;
+    };
+    expect(await get(credsOf(granted))).toBe(404); // allowed to read and list: NoSuchKey
+
+    const revoker = iamClient(em, credsOf(await assumeAs(TVM, { RoleArn: X_REVOKER })));
+    await revoker.send(new PutRolePolicyCommand({ RoleName: 'x-grant', PolicyName: 'tvm-revocations', PolicyDocument: denyPolicy({ StringLike: { 'aws:userid': '*:tvm-Lcross' } }) }));
+    expect(await get(credsOf(granted))).toBe(403);
+    expect(await get(credsOf(other))).toBe(404);
+    expect((await stsClient(em, credsOf(granted)).send(new GetCallerIdentityCommand({}))).Account).toBe(OTHER);
+
+    // Its policy covers role/tvm/* of its own account only.
+    expect(await errorOf(revoker.send(new ListRolePoliciesCommand({ RoleName: 'reports-reader' })))).toMatchObject({ name: 'AccessDenied', status: 403 });
+    // A grant session may not touch IAM at all.
+    expect(await errorOf(iamClient(em, credsOf(other)).send(new DeleteRolePolicyCommand({ RoleName: 'x-grant', PolicyName: 'tvm-revocations' })))).toMatchObject({ name: 'AccessDenied' });
+    await revoker.send(new DeleteRolePolicyCommand({ RoleName: 'x-grant', PolicyName: 'tvm-revocations' }));
+    expect(await get(credsOf(granted))).toBe(404);
+  });
+
+  it('reads a version-1 state file (inline policies by role name, one account)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tvm-emu-v1-'));
+    const stateFile = join(dir, 'state.json');
+    try {
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(stateFile, JSON.stringify({ version: 1, sessions: [], inlinePolicies: { [ROLE_NAME]: { kept: denyPolicy({ StringEquals: { 'aws:userid': 'x' } }) } } }));
+      const old = await startStsIamEmulator({ roles: { [ROLE_ARN]: ROLE_POLICY, [X_SAME_NAME]: READ }, accountId: ACCOUNT, callerCredentials: TVM, stateFile });
+      try {
+        expect((await iamClient(old).send(new ListRolePoliciesCommand({ RoleName: ROLE_NAME }))).PolicyNames).toEqual(['kept']);
+      } finally {
+        await old.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
