@@ -29,6 +29,8 @@ import { type EmulatorRoleConfig, startStsIamEmulator } from './sts-iam-emulator
 
 export const DEFAULT_PORT = 8787;
 export const TABLE = 'tvm';
+/** tvm's own account on the local stack when the config names none. */
+export const LOCAL_ACCOUNT = '123456789012';
 
 export interface LocalStackOptions {
   configPath: string;
@@ -173,6 +175,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     for (const [arn, role] of Object.entries(fileConfig.local?.roles ?? {})) roles[arn] = role;
     const emulator = await startStsIamEmulator({
       port: portFor(1),
+      // tvm's own account (SPEC: `account`, default 123456789012 locally), whatever account the first role is in.
+      accountId: (fileConfig as { account?: string }).account ?? LOCAL_ACCOUNT,
       roles,
       callerCredentials: creds,
       now: opts.clock ? () => opts.clock!.now() : undefined,

@@ -617,13 +617,17 @@ describe('trust policies, MaxSessionDuration and roles in several accounts', () 
   const X_REVOKER = `arn:aws:iam::${OTHER}:role/tvm/tvm-revoker`;
   const X_SAME_NAME = `arn:aws:iam::${OTHER}:role/reports-reader`;
   const READ = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:GetObject', 's3:ListBucket'], Resource: '*' }] };
-  // As infra/constructs/vendable-role.ts writes it: a source identity and the lease tag are required.
-  const LEASE_CONDITIONS = { Null: { 'sts:SourceIdentity': 'false', 'aws:RequestTag/tvm:lease': 'false' } };
+  // VendableRole's intent (infra/constructs/vendable-role.ts): a source identity and the lease tag
+  // are required. Each action is conditioned on the keys AWS documents for it (sts:TagSession has
+  // no sts:SourceIdentity key, sts:SetSourceIdentity no aws:RequestTag): a condition on a key the
+  // action lacks reads as a missing key, and iam-simulate refuses such a statement.
+  const trustTvm = (Action: string, Condition: object) => ({ Effect: 'Allow', Principal: { AWS: IDENTITY }, Action, Condition });
   const vendableTrust = {
     Version: '2012-10-17',
     Statement: [
-      { Effect: 'Allow', Principal: { AWS: IDENTITY }, Action: ['sts:AssumeRole', 'sts:TagSession'], Condition: LEASE_CONDITIONS },
-      { Effect: 'Allow', Principal: { AWS: IDENTITY }, Action: 'sts:SetSourceIdentity', Condition: LEASE_CONDITIONS },
+      trustTvm('sts:AssumeRole', { Null: { 'sts:SourceIdentity': 'false', 'aws:RequestTag/tvm:lease': 'false' } }),
+      trustTvm('sts:TagSession', { Null: { 'aws:RequestTag/tvm:lease': 'false' } }),
+      trustTvm('sts:SetSourceIdentity', { Null: { 'sts:SourceIdentity': 'false' } }),
     ],
   };
   let em: StsIamEmulator;
