@@ -16,7 +16,8 @@ import { run as adminRevoke } from '../../cli/commands/admin-revoke.js';
 import { run as selfRevoke } from '../../cli/commands/revoke.js';
 import type { Io } from '../../cli/lib.js';
 import { startTestIssuer, type TestIssuer } from '../helpers/issuer.js';
-import { awsS3Cp, evaluateAt, s3Get } from '../helpers/s3.js';
+import { allowed, sdkCredentials } from '../helpers/evaluate.js';
+import { awsS3Cp, s3Get } from '../helpers/s3.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 const ROLE = (n: string) => `arn:aws:iam::123456789012:role/tvm/${n}`;
@@ -89,14 +90,10 @@ async function cliWorks(v: Vended): Promise<boolean> {
 /** The same check as a signed GetObject (for many credentials at once), cross-checked with the evaluate route. */
 async function sdkWorks(v: Vended): Promise<boolean> {
   const got = await s3Get(stack.s3, v.creds, OBJECT, { signingDate: new Date(clock.now()) });
-  const verdict = await evaluateAt(stack.sts, v.creds, 's3:GetObject', `arn:aws:s3:::${OBJECT.slice(1)}`);
-  if (got.status === 200) {
-    expect(verdict).toEqual({ allowed: true, reason: 'Allowed' });
-    return true;
-  }
-  expect(got).toMatchObject({ status: 403, code: 'AccessDenied' });
-  expect(verdict).toEqual({ allowed: false, reason: 'ExplicitlyDenied' });
-  return false;
+  const verdict = await allowed(stack.sts, sdkCredentials(v.creds), 's3:GetObject', `arn:aws:s3:::${OBJECT.slice(1)}`);
+  if (got.status !== 200) expect(got).toMatchObject({ status: 403, code: 'AccessDenied' });
+  expect(verdict).toBe(got.status === 200);
+  return verdict;
 }
 
 /** AWS answers GetCallerIdentity for any valid credentials, revoked or not. */

@@ -1,8 +1,8 @@
 /**
  * Checks of what vended credentials may do, for tests: a GetObject at the local S3 signed by
  * `@smithy/signature-v4` (optionally from another loopback address, for `aws:SourceIp`), the AWS
- * CLI's `aws s3 cp`, and the STS/IAM emulator's evaluate route. AWS never denies
- * `sts:GetCallerIdentity`, so none of these uses it.
+ * CLI's `aws s3 cp` (the emulator's evaluate route: ./evaluate.ts). AWS never denies
+ * `sts:GetCallerIdentity`, so neither uses it.
  */
 import { execFile } from 'node:child_process';
 import { request } from 'node:http';
@@ -72,15 +72,4 @@ export async function awsS3Cp(endpoint: string, c: VendedCredentials, s3Uri: str
   };
   const out = await run('aws', ['s3', 'cp', s3Uri, '-', '--endpoint-url', endpoint], { env, timeout: 90_000 }).catch((e) => e);
   return { ok: !out.code && !out.killed, stdout: String(out.stdout ?? ''), stderr: String(out.stderr ?? '') };
-}
-
-/** The emulator's evaluate route: may these credentials do ACTION on RESOURCE? */
-export async function evaluateAt(sts: string, c: VendedCredentials, action: string, resource: string, sourceIp?: string): Promise<{ allowed: boolean; reason: string }> {
-  const res = await fetch(`${sts}/_tvm/evaluate`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken, action, resource, sourceIp }),
-  });
-  if (res.status !== 200) throw new Error(`evaluate route answered ${res.status}`);
-  return (await res.json()) as { allowed: boolean; reason: string };
 }
