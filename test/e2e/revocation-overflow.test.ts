@@ -138,7 +138,7 @@ describe('overflow, settlement, sweep (controllable clock)', () => {
       expect(lease).toMatchObject({ status: 'revoked', revokeReason: 'fallback:role' });
       expect(lease.events.at(-1)).toMatchObject({ type: 'revoked', detail: { fallback: 'role' } });
     }
-  }, 180_000);
+  }, 300_000);
 
   it('sessions vended after the fallback: revoke half, exactly those are denied', async () => {
     advance(2);
@@ -152,7 +152,7 @@ describe('overflow, settlement, sweep (controllable clock)', () => {
     expect(await pool(later, 10, (v) => denied(v.creds))).toEqual(later.map((_, i) => i % 2 === 0));
     bystanders = later.filter((_, i) => i % 2 !== 0);
     revoked.push(...half);
-  });
+  }, 120_000);
 
   it('settles a pending lease left by a crash between STS and the lease update: its session is denied, the lease failed', async () => {
     const leaseId = stack.runtime.ids.leaseId();
