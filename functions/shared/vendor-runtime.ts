@@ -8,6 +8,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import { KeyCache } from '../core/broker-request.js';
 import { isConfiguredValue, type RotateDeps, type RotateTarget } from '../core/rotate-vendor-key.js';
+import { rotationLockTtlMs } from '../core/rotation/lock.js';
 import type { VendorConfig } from '../core/vendor-config.js';
 import { AWSCURRENT, type SecretStore, type VendorHttp, type VendorKeys, type VendorStateStore } from '../core/vendor-ports.js';
 import { UpstreamUnavailable } from '../core/errors.js';
@@ -105,18 +106,7 @@ export function checkVendorSecrets(ids: Record<string, VendorSecretIds>, vendors
   return ids;
 }
 
-/**
- * The rotate function's timeout (infra sets the function's timeout from it). The rotation lock
- * lasts as long as an invocation can run, plus a margin: a crashed run blocks the next one no
- * longer than that, and no run can still write once another has taken the lock.
- */
-export const ROTATE_FUNCTION_TIMEOUT_SECONDS = 300;
-export const LOCK_MARGIN_MS = 10_000;
-
-/** The lock TTL for an invocation with `remainingMs` left (Lambda's `getRemainingTimeInMillis()`), else the function's timeout. */
-export function rotationLockTtlMs(remainingMs?: number): number {
-  return (remainingMs ?? ROTATE_FUNCTION_TIMEOUT_SECONDS * 1000) + LOCK_MARGIN_MS;
-}
+export { LOCK_MARGIN_MS, ROTATE_FUNCTION_TIMEOUT_SECONDS, rotationLockTtlMs } from '../core/rotation/lock.js';
 
 const built = new WeakMap<Base, VendorRuntime>();
 

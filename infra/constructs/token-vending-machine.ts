@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Aws, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, SecretValue, Stack, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import { HttpApi, HttpMethod, HttpStage, LogGroupLogDestination, type IHttpRouteAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -41,7 +41,8 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { TvmConfig } from '../../functions/core/config.js';
-import { parseDurationSeconds } from '../../functions/core/vendor-config.js';
+import { ROTATE_FUNCTION_TIMEOUT_SECONDS } from '../../functions/core/rotation/lock.js';
+import { NOT_CONFIGURED } from '../../functions/core/rotation/vendor-key.js';
 import { compiledConfigJson } from '../../functions/shared/compiled-config.js';
 import { DEFAULT_DENY_POLICY_NAME, ENV } from '../../functions/shared/env.js';
 
@@ -105,7 +106,8 @@ const SPECS: Record<FunctionName, FunctionSpec> = {
   leases: { timeout: Duration.seconds(29), memorySize: 1024, description: 'tvm: read and revoke leases (self and admin)' },
   broker: { timeout: Duration.seconds(29), memorySize: 1024, description: 'tvm: forward calls to vendors with the key added' },
   sweep: { timeout: Duration.minutes(5), memorySize: 1024, description: 'tvm: mark expired leases and clean up deny entries' },
-  rotate: { timeout: Duration.minutes(5), memorySize: 1024, description: 'tvm: rotate vendor keys (Secrets Manager four steps)' },
+  // The rotation lock lasts this long (functions/core/rotation/lock.ts): one number for both.
+  rotate: { timeout: Duration.seconds(ROTATE_FUNCTION_TIMEOUT_SECONDS), memorySize: 1024, description: 'tvm: rotate vendor keys (Secrets Manager four steps)' },
 };
 
 /**
@@ -209,15 +211,25 @@ export class TokenVendingMachine extends Construct {
       const suffix = pascal(vendor.name);
       // Retained with the stack's deletion: the keys they hold stay live at the vendor until
       // someone revokes them, and the management credential was set by hand.
+      // Both start as the placeholder tvm reads as "not configured" (never a generated value the
+      // code would take for a credential): no rotation until an operator sets the management one.
+      const placeholder = SecretValue.unsafePlainText(NOT_CONFIGURED);
       const key = new Secret(this, `Vendor${suffix}Key`, {
         description: `tvm: ${vendor.name} API key (rotated by tvm, used only through the broker)`,
         encryptionKey: this.key,
         removalPolicy: RemovalPolicy.RETAIN,
+        secretStringValue: placeholder,
       });
       const management = new Secret(this, `Vendor${suffix}Management`, {
         description: `tvm: ${vendor.name} management credential (creates and revokes keys; set by an operator)`,
         encryptionKey: this.key,
         removalPolicy: RemovalPolicy.RETAIN,
+        secretStringValue: placeholder,
+      });
+      Validations.of(key).acknowledge({
+        id: 'AwsSolutions-SMG4',
+        reason:
+          "tvm rotates the key on its own EventBridge schedule (rotation.every) and is the secret's rotation Lambda; a second Secrets Manager schedule would rotate on a clock of its own (docs/vendors.md).",
       });
       Validations.of(management).acknowledge({
         id: 'AwsSolutions-SMG4',
@@ -392,8 +404,10 @@ export class TokenVendingMachine extends Construct {
     }
 
     // ---- Secrets Manager rotation: RotateSecret runs the same four steps -------------------
-    for (const [vendorName, secrets] of Object.entries(this.vendorSecrets)) {
-      const vendor = config.vendors.find((v) => v.name === vendorName)!;
+    // No rotation rules: tvm's own schedule is the one clock (docs/vendors.md, "The Secrets
+    // Manager schedule"); RotateSecret ("rotate now") still runs the rotate function's four steps.
+    for (const vendorName of Object.keys(this.vendorSecrets)) {
+      const secrets = this.vendorSecrets[vendorName];
       const suffix = pascal(vendorName);
       functions.rotate.addPermission(`SecretsManagerRotates${suffix}`, {
         principal: new ServicePrincipal('secretsmanager.amazonaws.com'),
@@ -402,7 +416,6 @@ export class TokenVendingMachine extends Construct {
       const rotation = new CfnRotationSchedule(this, `Vendor${suffix}KeyRotation`, {
         secretId: secrets.key.secretArn,
         rotationLambdaArn: functions.rotate.functionArn,
-        rotationRules: { automaticallyAfterDays: secretsManagerBackstopDays(vendor.rotation.every) },
         // The first key arrives once an operator has set the management credential.
         rotateImmediatelyOnUpdate: false,
       });
@@ -621,17 +634,6 @@ function pascal(name: string): string {
 
 function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/**
- * Secrets Manager's rotation rule for a vendor: a backstop, one day past `rotation.every`. The
- * scheduled rotate run is the clock (it also revokes old keys after the overlap); because
- * Secrets Manager counts each PutSecretValue as a rotation for `AutomaticallyAfterDays`, its
- * own schedule fires only if tvm's runs have stopped rotating, and never doubles a rotation.
- */
-export function secretsManagerBackstopDays(every: string): number {
-  const seconds = parseDurationSeconds(every) ?? 86_400;
-  return Math.min(1000, Math.max(1, Math.ceil(seconds / 86_400)) + 1);
 }
 
 /** Writes the config JSON the functions load, named by its content so synths stay stable. */

@@ -208,23 +208,27 @@ describe('schedules', () => {
 });
 
 describe('vendor secrets', () => {
-  it('creates a key and a management secret per vendor, KMS-encrypted', () => {
+  it('creates a key and a management secret per vendor, KMS-encrypted, holding the not-configured placeholder (never a generated value)', () => {
     const secrets = template.findResources('AWS::SecretsManager::Secret');
     expect(Object.keys(secrets)).toHaveLength(4);
-    for (const s of Object.values(secrets)) expect(s.Properties.KmsKeyId).toEqual(arnOf(stack.tvm.key));
+    for (const s of Object.values(secrets)) {
+      expect(s.Properties.KmsKeyId).toEqual(arnOf(stack.tvm.key));
+      // A generated string would be taken for a credential (issue 9 item 2): tvm reads this one as "not configured".
+      expect(s.Properties.SecretString).toBe('tvm:not-configured');
+      expect(s.Properties.GenerateSecretString).toBeUndefined();
+    }
   });
 
-  it('wires Secrets Manager rotation of each key secret to the rotate function, as a backstop a day past the vendor schedule', () => {
+  it('wires Secrets Manager rotation of each key secret to the rotate function, with no schedule of its own (tvm schedules)', () => {
     const rotations = Object.values(template.findResources('AWS::SecretsManager::RotationSchedule')).map((r) => r.Properties);
     expect(rotations).toHaveLength(2);
     const of = (vendor: string) => rotations.find((r) => r.SecretId.Ref === logicalId(stack.tvm.vendorSecrets[vendor].key))!;
     expect(of('datadog')).toEqual({
       SecretId: ref(stack.tvm.vendorSecrets.datadog.key),
       RotationLambdaARN: arnOf(stack.tvm.functions.rotate),
-      RotationRules: { AutomaticallyAfterDays: 2 },
       RotateImmediatelyOnUpdate: false,
     });
-    expect(of('openai').RotationRules).toEqual({ AutomaticallyAfterDays: 8 });
+    expect(of('openai').RotationRules).toBeUndefined();
     template.hasResourceProperties('AWS::Lambda::Permission', {
       Action: 'lambda:InvokeFunction',
       FunctionName: arnOf(stack.tvm.functions.rotate),
