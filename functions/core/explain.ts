@@ -58,6 +58,13 @@ export const REASONS: Record<string, Words> = {
   placeholder_unsafe: (e) => `a value filled into the session policy contains characters tvm refuses there${typeof d(e).placeholder === 'string' ? ` (${d(e).placeholder})` : ''}`,
   session_policy_too_large: () => 'the rendered session policy is larger than STS accepts',
   packed_policy_too_large: () => 'STS refused the session policy and tags as too large once packed',
+  max_live_leases: () => 'the principal already holds the grant\'s maxLiveLeasesPerPrincipal live leases',
+  principal_rate: () => 'the principal vended faster than its per-principal rate allows',
+  source_ip_unknown: () => 'the grant binds sessions to the caller\'s IP and the request\'s source IP is unknown (fail closed)',
+  deny_policy_full: () => 'the role\'s deny policy has no room even for this principal\'s own fallback, so the self-revocation was refused',
+  vendor_not_configured: () => 'the vendor\'s management credential has not been set (not configured)',
+  not_a_vendor_key_secret: () => 'the secret Secrets Manager asked to rotate is not one of tvm\'s vendor key secrets',
+  unknown_rotation_step: () => 'Secrets Manager asked for a rotation step tvm does not know',
   throttled: () => 'too many requests for this principal (rate bound or maxLiveLeasesPerPrincipal)',
   // request shape
   bad_field: (e) => `the request field ${typeof d(e).field === 'string' ? `"${d(e).field}" ` : ''}is not valid${typeof d(e).issue === 'string' ? ` (${d(e).issue})` : ''}`,
