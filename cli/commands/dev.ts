@@ -65,14 +65,14 @@ export async function run(args: string[], io: Io): Promise<number> {
 
 ${rows.map(([k, v]) => `  ${k.padEnd(width)}${v}\n`).join('')}
 Try, in another terminal:
-  ${envPrefix}npx tvm token --claim team=analytics --out /tmp/tvm-token
-  ${envPrefix}TVM_TOKEN_FILE=/tmp/tvm-token npx tvm vend --grant ${grant} --format env > /tmp/tvm-creds && . /tmp/tvm-creds
+  ${envPrefix}tvm token --claim team=analytics --out /tmp/tvm-token
+  (umask 077 && rm -f ~/.tvm-creds && ${envPrefix}TVM_TOKEN_FILE=/tmp/tvm-token tvm vend --grant ${grant} --format env > ~/.tvm-creds) && . ~/.tvm-creds
   aws s3 cp s3://reports/analytics/q3.csv - --endpoint-url ${ep.s3} --region us-east-1   # allowed: the team's prefix
-  ${envPrefix}npx tvm leases --status active
-  ${envPrefix}TVM_TOKEN_FILE=/tmp/tvm-token npx tvm revoke $TVM_LEASE_ID   # then that s3 cp is AccessDenied
+  ${envPrefix}tvm leases --status active
+  ${envPrefix}TVM_TOKEN_FILE=/tmp/tvm-token tvm revoke $TVM_LEASE_ID   # then that s3 cp is AccessDenied
   aws sts get-caller-identity --endpoint-url ${ep.sts} --region us-east-1   # answers even when revoked, as in AWS
   curl -H "authorization: Bearer $(cat /tmp/tvm-token)" ${ep.api}/v1/broker/datadog/api/v1/validate
-  ${envPrefix}npx tvm rotate datadog && ${envPrefix}npx tvm vendors
+  ${envPrefix}tvm rotate datadog && ${envPrefix}tvm vendors
 
 Stop with Ctrl-C.
 `);

@@ -63,7 +63,7 @@ describe('loadConfig accepts', () => {
     const config = loadConfig('config/tvm.yaml');
     expect(config.source).toBe(resolve('config/tvm.yaml'));
     expect(config.issuers.map((i) => i.name)).toEqual(['dev', 'github']);
-    expect(config.cedar.map((p) => p.id).sort()).toEqual(['ci-deploys-artifacts', 'dev-agents-read-reports', 'dev-agents-use-vendors', 'no-restricted-data-for-long', 'self-revoke']);
+    expect(config.cedar.map((p) => p.id).sort()).toEqual(['ci-deploys-artifacts', 'ci-reads-reports', 'ci-uses-vendors', 'dev-agents-read-reports', 'dev-agents-use-vendors', 'no-restricted-data-for-long', 'self-revoke']);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.grants[0].sessionPolicy.Statement[0])).toBe(true);
     expect(() => (config.grants as unknown as unknown[]).push({})).toThrow();

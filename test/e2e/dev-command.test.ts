@@ -65,7 +65,9 @@ describe('tvm dev', () => {
     await tvm(['token', '--claim', 'team=analytics', '--out', tokenFile]);
     expect(readFileSync(tokenFile, 'utf8')).not.toMatch(/\n$/);
     const vended = await tvm(['vend', '--grant', 'reports-read', '--format', 'env', '--task', 'demo'], { TVM_TOKEN_FILE: tokenFile });
-    const vars = Object.fromEntries([...vended.stdout.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+    // --format env single-quotes every value (POSIX: '\'' for a quote inside): unquote as sh would.
+    const unquote = (v: string) => (v.startsWith("'") ? v.slice(1, -1).replaceAll(`'\\''`, "'") : v);
+    const vars = Object.fromEntries([...vended.stdout.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], unquote(m[2])]));
     leaseId = vars.TVM_LEASE_ID;
     const who = await run('aws', ['sts', 'get-caller-identity', '--endpoint-url', String(endpoints.sts), '--region', 'us-east-1'], {
       env: { ...env, AWS_ACCESS_KEY_ID: vars.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: vars.AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN: vars.AWS_SESSION_TOKEN },
