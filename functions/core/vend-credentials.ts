@@ -98,7 +98,12 @@ export async function vendCredentials(deps: VendDeps, request: VendRequest, reco
   const decision = deps.policy.decide(vendAuthzRequest(who, grant.name, durationSeconds, request.context, request.sourceIp));
   record.decision = decision.policyIds;
   requireAllow(decision);
-  await checkLimits(deps, who.principal, grant);
+  try {
+    await checkLimits(deps, who.principal, grant);
+  } catch (e) {
+    // Fail closed: limits that cannot be read refuse the vend, as 503 (not 500) with why.
+    throw e instanceof TvmError ? e : new UpstreamUnavailable('limits_unavailable', { error: (e as Error).message });
+  }
 
   const leaseId = deps.ids.leaseId();
   record.leaseId = leaseId;

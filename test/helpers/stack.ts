@@ -55,6 +55,8 @@ export function writeConfig(yaml: string, policies?: Record<string, string>, fil
   } else {
     cpSync('config/policies', join(dir, 'policies'), { recursive: true });
   }
+  // The example's local S3 seeds (local.buckets[].seed is relative to the config file).
+  cpSync('config/local-s3', join(dir, 'local-s3'), { recursive: true });
   return join(dir, 'tvm.yaml');
 }
 

@@ -53,6 +53,8 @@ beforeAll(async () => {
   ({ stack } = buildStack({ config, functionsDir: join(ROOT, 'functions') }, { bundle: true, outdir }));
   template = Template.fromStack(stack).toJSON() as typeof template; // the one synthesis: bundles every function, runs cdk-nag
   for (const [id, r] of Object.entries(template.Resources)) if (r.Type === 'AWS::DynamoDB::Table') refs[id] = TABLE;
+  // Log groups (the leases function queries the others' for the audit trail): a Ref is the group's name.
+  for (const [id, r] of Object.entries(template.Resources)) if (r.Type === 'AWS::Logs::LogGroup') refs[id] = `/aws/lambda/tvm-${id}`;
   if (moto) {
     const sm = secretsManager();
     const vr = vendorRuntime(local.runtime);
