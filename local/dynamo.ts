@@ -73,4 +73,12 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
     if (!(e instanceof ResourceNotFoundException) && (e as Error).name !== 'ResourceNotFoundException') throw e;
   }
   await client.send(new CreateTableCommand({ TableName: table, ...TABLE_DEFINITION } as never));
+  // dynalite answers CreateTable while the table is still CREATING (even with createTableMs 0, it
+  // turns ACTIVE on a later tick) and refuses items until then: wait for ACTIVE, bounded.
+  for (let i = 0; i < 500; i++) {
+    const out = await client.send(new DescribeTableCommand({ TableName: table }));
+    if (out.Table?.TableStatus === 'ACTIVE') return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`table ${table} did not become ACTIVE`);
 }
