@@ -22,6 +22,8 @@ export class TvmStack extends Stack {
       value: this.tvm.vendRole.roleArn,
       description: 'The only principal grant roles trust (VendableRole vendRole)',
     });
+    new CfnOutput(this, 'LeasesRoleArn', { value: this.tvm.roles.leases.roleArn, description: 'RevokerRole revokingRoleArns (with SweepRoleArn)' });
+    new CfnOutput(this, 'SweepRoleArn', { value: this.tvm.roles.sweep.roleArn, description: 'RevokerRole revokingRoleArns (with LeasesRoleArn)' });
     new CfnOutput(this, 'TableName', { value: this.tvm.table.tableName });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.tvm.alarmTopic.topicArn, description: 'Subscribe to get alarms' });
     new CfnOutput(this, 'DashboardName', { value: this.tvm.dashboard.dashboardName });

@@ -68,6 +68,11 @@ export interface IamRoleRevokerOptions {
   /** Upper bound of one jittered backoff, ms. */
   maxBackoffMs?: number;
   random?: () => number;
+  /**
+   * The IAM client for a role in another account (its revoker role's), or undefined for the
+   * constructor's own client. @default every role with the own client
+   */
+  iamFor?: (roleArn: string) => IAMClient | undefined;
 }
 
 function isNamed(e: unknown, ...names: string[]): boolean {
@@ -358,14 +363,18 @@ export class IamRoleRevoker implements RoleRevoker {
     return out.Attributes!.putSeq as number;
   }
 
+  private iamOf(roleArn: string): IAMClient {
+    return this.options.iamFor?.(roleArn) ?? this.iam;
+  }
+
   private async write(roleArn: string, state: DenyState): Promise<void> {
     const RoleName = roleNameOf(roleArn);
     const doc = renderDenyPolicy(state);
     try {
       if (doc) {
-        await this.iam.send(new PutRolePolicyCommand({ RoleName, PolicyName: this.options.policyName, PolicyDocument: serializeDenyPolicy(doc) }));
+        await this.iamOf(roleArn).send(new PutRolePolicyCommand({ RoleName, PolicyName: this.options.policyName, PolicyDocument: serializeDenyPolicy(doc) }));
       } else {
-        await this.iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName: this.options.policyName }));
+        await this.iamOf(roleArn).send(new DeleteRolePolicyCommand({ RoleName, PolicyName: this.options.policyName }));
       }
     } catch (e) {
       if (!doc && isNamed(e, 'NoSuchEntity', 'NoSuchEntityException')) return;
@@ -413,10 +422,10 @@ export class IamRoleRevoker implements RoleRevoker {
     try {
       let Marker: string | undefined;
       do {
-        const page = await this.iam.send(new ListRolePoliciesCommand({ RoleName, Marker }));
+        const page = await this.iamOf(roleArn).send(new ListRolePoliciesCommand({ RoleName, Marker }));
         for (const PolicyName of page.PolicyNames ?? []) {
           if (PolicyName === this.options.policyName) continue;
-          const got = await this.iam.send(new GetRolePolicyCommand({ RoleName, PolicyName }));
+          const got = await this.iamOf(roleArn).send(new GetRolePolicyCommand({ RoleName, PolicyName }));
           // IAM answers the document URL-encoded.
           used += policyChars(decodeURIComponent(got.PolicyDocument ?? ''));
         }

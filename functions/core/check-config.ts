@@ -2,7 +2,7 @@
  * Checks across fields of a schema-valid config: unique names, known placeholders,
  * unique policy ids. Pure; Cedar syntax and schema checks run in the Cedar adapter.
  */
-import type { ConfigProblem, TvmConfig } from './config.js';
+import { accountOf, type ConfigProblem, type TvmConfig } from './config.js';
 import { unknownPlaceholders } from './render-session-policy.js';
 
 function duplicates(names: string[]): Set<string> {
@@ -55,7 +55,39 @@ export function checkConfig(config: TvmConfig): ConfigProblem[] {
       }
     }
   });
+  problems.push(...accountProblems(config));
   const ids = duplicates(config.cedar.map((p) => p.id));
   for (const p of config.cedar) if (ids.has(p.id)) problems.push({ file: p.file, path: `@id("${p.id}")`, message: 'policy id is used more than once' });
+  return problems;
+}
+
+/**
+ * Every grant's role is in tvm's own account or in one listed under `accounts` (whose revoker
+ * role tvm assumes to revoke there): otherwise its sessions could be vended but never revoked.
+ * Without `account`, the own account is the one account grants use that is not listed.
+ */
+function accountProblems(config: TvmConfig): ConfigProblem[] {
+  const file = config.source;
+  const problems: ConfigProblem[] = [];
+  const listed = config.accounts ?? {};
+  for (const [id, a] of Object.entries(listed)) {
+    if (accountOf(a.revokerRoleArn) !== id) problems.push({ file, path: `accounts.${id}.revokerRoleArn`, message: `must be a role in account ${id}` });
+    if (config.account === id) problems.push({ file, path: `accounts.${id}`, message: "is tvm's own account (account): list only other accounts" });
+  }
+  const unlisted = new Set<string>();
+  config.grants.forEach((g) => {
+    const a = accountOf(g.roleArn);
+    if (a && !(a in listed) && a !== config.account) unlisted.add(a);
+  });
+  const own = config.account ?? (unlisted.size === 1 ? [...unlisted][0] : undefined);
+  config.grants.forEach((g, i) => {
+    const a = accountOf(g.roleArn);
+    if (!a || a in listed || a === own) return;
+    problems.push({
+      file,
+      path: `grants[${i}].roleArn`,
+      message: `is in account ${a}, which is neither tvm's own${config.account ? ` (${config.account})` : ''} nor listed under accounts (with its revokerRoleArn): its sessions could not be revoked`,
+    });
+  });
   return problems;
 }

@@ -159,8 +159,22 @@ export type LocalRoleConfig = z.infer<typeof localRoleObject>;
 
 // ---- end of the `local` section ----
 
+const ACCOUNT_ID = z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id');
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::(\d{12}):role\/[\w+=,.@/-]+$/;
+
+/** The account of a role ARN (undefined for anything else). */
+export function accountOf(roleArn: string): string | undefined {
+  return ROLE_ARN.exec(roleArn)?.[1];
+}
+
 export const configSchema = z
   .object({
+    /** tvm's own AWS account (default: the stack's at synth, the emulator's locally). */
+    account: ACCOUNT_ID.optional(),
+    /** Every other account a grant's role lives in, with the revoker role tvm assumes there. */
+    accounts: z
+      .record(ACCOUNT_ID, z.object({ revokerRoleArn: z.string().regex(ROLE_ARN, 'must be an IAM role ARN') }).strict())
+      .default({}),
     issuers: z.array(issuerSchema).min(1, 'must list at least one issuer'),
     grants: z.array(grantSchema).default([]),
     vendors: z.array(vendorSchema).default([]),

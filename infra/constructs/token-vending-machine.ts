@@ -40,7 +40,7 @@ import { CfnRotationSchedule, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import type { TvmConfig } from '../../functions/core/config.js';
+import { accountOf, type TvmConfig } from '../../functions/core/config.js';
 import { ROTATE_FUNCTION_TIMEOUT_SECONDS } from '../../functions/core/rotation/lock.js';
 import { NOT_CONFIGURED } from '../../functions/core/rotation/vendor-key.js';
 import { compiledConfigJson } from '../../functions/shared/compiled-config.js';
@@ -361,14 +361,24 @@ export class TokenVendingMachine extends Construct {
       // IAM has no condition key for an inline policy's name, so the tvm-owned policy name is
       // enforced by the code, and the roles are what IAM can pin. Listing and reading the
       // role's other inline policies measures the budget left before the fallback deny.
+      // Roles in another account are edited through that account's revoker role instead.
+      const ownRoles = grantRoleArns.filter((arn) => !((accountOf(arn) ?? '') in (config.accounts ?? {})));
       for (const name of ['leases', 'sweep'] as const) {
-        roles[name].addToPrincipalPolicy(
-          new PolicyStatement({
-            sid: 'RevocationDenyPolicy',
-            actions: ['iam:DeleteRolePolicy', 'iam:GetRolePolicy', 'iam:ListRolePolicies', 'iam:PutRolePolicy'],
-            resources: grantRoleArns,
-          }),
-        );
+        if (ownRoles.length) {
+          roles[name].addToPrincipalPolicy(
+            new PolicyStatement({
+              sid: 'RevocationDenyPolicy',
+              actions: ['iam:DeleteRolePolicy', 'iam:GetRolePolicy', 'iam:ListRolePolicies', 'iam:PutRolePolicy'],
+              resources: ownRoles,
+            }),
+          );
+        }
+      }
+    }
+    const revokerRoleArns = Object.values(config.accounts ?? {}).map((a) => a.revokerRoleArn);
+    if (revokerRoleArns.length) {
+      for (const name of ['leases', 'sweep'] as const) {
+        roles[name].addToPrincipalPolicy(new PolicyStatement({ sid: 'AssumeRevokerRoles', actions: ['sts:AssumeRole'], resources: revokerRoleArns }));
       }
     }
 
