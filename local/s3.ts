@@ -21,7 +21,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { extname, join, relative, sep } from 'node:path';
 import type { SessionAuthority } from './sts-iam-emulator.js';
-import { peerAddress } from './sts-iam-emulator.js';
+import { peerAddress, readBodyUpTo } from './sts-iam-emulator.js';
 import { parseAmzDate, parseAuthorization, safeEqual, verifySignature } from './emulator/sigv4.js';
 import { fileObjectStore, memoryObjectStore, type ObjectMeta, type ObjectStore } from './s3-store.js';
 
@@ -75,21 +75,7 @@ function isoMs(ms: number): string {
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(new S3Error(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size'));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
+  return readBodyUpTo(req, MAX_BODY, () => new S3Error(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size'));
 }
 
 /** Decodes an `aws-chunked` body (`<hex size>[;chunk-signature=…]\r\n<data>\r\n … 0\r\n[trailers]\r\n`). */

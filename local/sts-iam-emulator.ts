@@ -226,14 +226,15 @@ export function peerAddress(req: IncomingMessage): string {
   return (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
+/** A request's whole body, refused with `tooLarge()` past `max` bytes (the S3 server reads its bodies this way too). */
+export function readBodyUpTo(req: IncomingMessage, max: number, tooLarge: () => Error): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new EmulatorError(413, 'RequestEntityTooLarge', 'Request body too large.'));
+      if (size > max) {
+        reject(tooLarge());
         req.destroy();
         return;
       }
@@ -242,6 +243,10 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return readBodyUpTo(req, MAX_BODY, () => new EmulatorError(413, 'RequestEntityTooLarge', 'Request body too large.'));
 }
 
 /**
