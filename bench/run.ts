@@ -90,6 +90,7 @@ async function main(): Promise<void> {
   example.leases = { ...example.leases, ratePerPrincipal: { vends: 1_000_000, windowSeconds: 60 } };
   writeFileSync(join(configDir, 'tvm.yaml'), stringify(example));
   cpSync('config/policies', join(configDir, 'policies'), { recursive: true });
+  cpSync('config/local-s3', join(configDir, 'local-s3'), { recursive: true });
   const stack = await startLocalStack({ configPath: join(configDir, 'tvm.yaml'), port: 0, ephemeral: true, logSink: () => {}, sweepIntervalMs: 0, rotateIntervalMs: 0 });
   let sweep: SweepBench | undefined;
   let fv: FloorVsVend | undefined;

@@ -16,7 +16,7 @@
  * dev/test code and must never be bundled into a Lambda. It logs nothing.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, relative, sep } from 'node:path';
@@ -126,6 +126,9 @@ export async function startLocalS3(opts: LocalS3Options): Promise<LocalS3> {
   for (const b of opts.buckets) {
     buckets.set(b.name, auth.now());
     if (!b.seed) continue;
+    if (!existsSync(b.seed) || !statSync(b.seed).isDirectory()) {
+      throw new Error(`local S3: bucket ${b.name}'s seed folder ${b.seed} does not exist (config s3.buckets)`);
+    }
     for (const [key, file] of seedFiles(b.seed)) {
       if (store.head(b.name, key)) continue;
       const body = readFileSync(file);
