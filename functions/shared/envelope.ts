@@ -7,6 +7,7 @@ import { TvmError } from '../core/errors.js';
 import type { AuditRecord } from '../core/ports.js';
 import { errorResult, requestIdOf, sourceIp, type HttpEvent, type HttpResult } from './http.js';
 import type { Base } from './compose.js';
+import { mappedStack } from './mapped-stack.js';
 
 
 export interface EnvelopeOptions {
@@ -35,7 +36,7 @@ export async function inEnvelope(
     if (e instanceof TvmError) Object.assign(record, { reason: e.reason, ...(e.detail ? { detail: e.detail } : {}) });
     else {
       record.reason = 'internal';
-      rt.logger.error('unexpected error', { requestId, error: (e as Error)?.stack });
+      rt.logger.error('unexpected error', { requestId, error: mappedStack((e as Error)?.stack) });
     }
     return answer;
   } finally {
