@@ -13,9 +13,18 @@ function files(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? files(join(dir, f)) : f.endsWith('.ts') ? [join(dir, f)] : []));
 }
 
+/**
+ * The source as written. Under Stryker the files are instrumented in place: each literal becomes
+ * `stryMutAct_x("6") ? "" : (stryCov_x("6"), 'code')`; put the literal back so the scan reads
+ * the same code in a mutation run as in `npm test`.
+ */
+function uninstrumented(text: string): string {
+  return text.replace(/stryMutAct_\w+\("\d+"\) \? (?:""|"Stryker was here!") : \(stryCov_\w+\((?:"\d+"(?:, )?)+\), ('[^'\n]*')\)/g, '$1');
+}
+
 const CODES = new Set<string>();
 for (const f of files('functions')) {
-  const text = readFileSync(f, 'utf8');
+  const text = uninstrumented(readFileSync(f, 'utf8'));
   // VendorRefused's first argument is an operation; its reason is `vendor_refused_<op>_<status>` (tested below).
   for (const m of text.matchAll(/new (?!VendorRefused)[A-Z]\w*\(\s*'([a-z][a-z0-9_]*)'/g)) CODES.add(m[1]);
   // A reason chosen by a condition: `new AccessDenied(x ? 'a' : 'b', …)`.
@@ -28,6 +37,11 @@ for (const code of ['invalid_request', 'invalid_token', 'access_denied', 'not_fo
 const event = (reason: string, over: Partial<AuditEvent> = {}): AuditEvent => ({ at: '2030-01-01T00:00:00.000Z', type: 'denied', name: 'vend', reason, ...over });
 
 describe('tvm explain', () => {
+  it('reads the codes through Stryker\'s instrumentation too (a mutation run scans the same codes)', () => {
+    const instrumented = `throw new AccessDenied(decision.errors.length ? stryMutAct_9fa48("5") ? "" : (stryCov_9fa48("5"), 'policy_error') : stryMutAct_9fa48("6") ? "" : (stryCov_9fa48("6", "7"), 'policy_deny'), {`;
+    expect(uninstrumented(instrumented)).toBe("throw new AccessDenied(decision.errors.length ? 'policy_error' : 'policy_deny', {");
+  });
+
   it('finds the codes it must cover', () => {
     expect(CODES.size).toBeGreaterThan(40);
     expect(CODES).toContain('policy_deny');
