@@ -1,0 +1,80 @@
+/**
+ * The `vendors` section of tvm.yaml (`core/vendor-config.ts`): durations, and the rules that tie
+ * a vendor's kind to what it needs. The messages are what an operator reads from `tvm check`.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseDurationSeconds, vendorSchema } from '../../functions/core/vendor-config.js';
+
+describe('parseDurationSeconds', () => {
+  it.each([
+    ['30s', 30],
+    ['1s', 1],
+    ['15m', 900],
+    ['24h', 86_400],
+    ['7d', 604_800],
+    ['0s', 0],
+    ['120m', 7200],
+  ])('%s → %d', (text, want) => {
+    expect(parseDurationSeconds(text)).toBe(want);
+  });
+
+  it.each(['', 's', '15', '15 m', ' 15m', '15m ', '1.5h', '-1h', '15M', '15w', '15ms', 'x15m', '15mm', '1h30m'])('%j is not a duration', (text) => {
+    expect(parseDurationSeconds(text)).toBeUndefined();
+  });
+});
+
+const base = {
+  name: 'datadog',
+  kind: 'datadog',
+  baseUrl: 'https://api.datadoghq.com',
+  rotation: { every: '24h', overlap: '15m' },
+  broker: { allow: ['GET /api/v1/validate'] },
+};
+
+const http = {
+  keyHeader: 'X-Api-Key',
+  managementHeader: 'Authorization',
+  create: { method: 'POST', path: '/keys', keyPath: 'key', idPath: 'id' },
+  test: { method: 'GET', path: '/me' },
+  revoke: { method: 'DELETE', path: '/keys/{keyId}' },
+};
+
+/** The problems zod reports, as `path: message`. */
+function problems(input: unknown): string[] {
+  const r = vendorSchema.safeParse(input);
+  return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+}
+
+describe('vendorSchema', () => {
+  it('fills the broker defaults: a 25 s timeout, a 30 s key cache', () => {
+    expect(vendorSchema.parse(base).broker).toEqual({ allow: ['GET /api/v1/validate'], timeoutSeconds: 25, keyCacheSeconds: 30 });
+  });
+
+  it.each([
+    ['a datadog vendor', base],
+    ['an openai vendor with its project', { ...base, name: 'openai', kind: 'openai', projectId: 'proj_abc-1' }],
+    ['an http vendor with its requests', { ...base, name: 'acme', kind: 'http', http }],
+    ['an overlap one second shorter than the period', { ...base, rotation: { every: '60s', overlap: '59s' } }],
+  ])('accepts %s', (_label, input) => {
+    expect(problems(input)).toEqual([]);
+  });
+
+  it.each<[string, unknown, string[]]>([
+    ['openai without a project', { ...base, kind: 'openai' }, ['projectId: is required for kind openai']],
+    ['a project on a datadog vendor', { ...base, projectId: 'proj_abc' }, ['projectId: is only for kind openai']],
+    ['http without its requests', { ...base, kind: 'http' }, ['http: is required for kind http']],
+    ['http requests on a datadog vendor', { ...base, http }, ['http: is only for kind http']],
+    ['http requests on an openai vendor', { ...base, kind: 'openai', projectId: 'proj_abc', http }, ['http: is only for kind http']],
+    ['an overlap as long as the period', { ...base, rotation: { every: '1h', overlap: '60m' } }, ['rotation.overlap: must be shorter than rotation.every']],
+    ['an overlap longer than the period', { ...base, rotation: { every: '1h', overlap: '2h' } }, ['rotation.overlap: must be shorter than rotation.every']],
+    ['a zero period', { ...base, rotation: { every: '0s', overlap: '15m' } }, ['rotation.every: must be a duration like 30s, 15m, 24h or 7d', 'rotation.overlap: must be shorter than rotation.every']],
+    ['a period that is not a duration', { ...base, rotation: { every: 'daily', overlap: '15m' } }, ['rotation.every: must be a duration like 30s, 15m, 24h or 7d']],
+    ['a zero overlap', { ...base, rotation: { every: '1h', overlap: '0m' } }, ['rotation.overlap: must be a duration like 30s, 15m, 24h or 7d']],
+  ])('refuses %s, saying where and why', (_label, input, want) => {
+    expect(problems(input)).toEqual(want);
+  });
+
+  it('an openai vendor with http requests and no project gets both problems', () => {
+    expect(problems({ ...base, kind: 'openai', http })).toEqual(['projectId: is required for kind openai', 'http: is only for kind http']);
+  });
+});
