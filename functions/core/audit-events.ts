@@ -143,7 +143,7 @@ export function pageEvents(sorted: AuditEvent[], limit: number, cursor?: { at: s
   return { events, next: eventCursor(lastAt, n) };
 }
 
-/** Newest first; ties keep the order written. */
+/** Newest first; of events at the same `at`, the one written later comes first. */
 export function newestFirst(events: AuditEvent[]): AuditEvent[] {
   return events
     .map((e, i) => [e, i] as const)

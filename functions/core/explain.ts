@@ -3,6 +3,7 @@
  * phrases (nothing about which issuers, grants or policies exist), admins get the reason here.
  */
 import type { AuditEvent } from './audit-events.js';
+import { MAX_DURATION_SECONDS, MIN_DURATION_SECONDS } from './config.js';
 
 type Words = (e: AuditEvent) => string;
 
@@ -53,7 +54,7 @@ export const REASONS: Record<string, Words> = {
   },
   policy_error: (e) => `policy evaluation failed, so the request was denied (fail closed): ${list(d(e).errors) ?? 'errors in the log'}`,
   unknown_grant: (e) => `the grant${typeof d(e).grant === 'string' ? ` "${d(e).grant}"` : e.grant ? ` "${e.grant}"` : ''} is not configured`,
-  duration_out_of_bounds: (e) => `the requested duration${d(e).requested !== undefined ? ` (${d(e).requested} s)` : ''} is outside 900–43,200 seconds (a duration within them but over the grant's max is shortened to the max, not refused)`,
+  duration_out_of_bounds: (e) => `the requested duration${d(e).requested !== undefined ? ` (${d(e).requested} s)` : ''} is outside ${MIN_DURATION_SECONDS}–${MAX_DURATION_SECONDS} seconds (a duration within them but over the grant's max is shortened to the max, not refused)`,
   placeholder_missing: (e) => `the session policy or tags name a value the request did not carry${typeof d(e).placeholder === 'string' ? ` (${d(e).placeholder})` : ''}`,
   placeholder_unsafe: (e) => `a value filled into the session policy contains characters tvm refuses there${typeof d(e).placeholder === 'string' ? ` (${d(e).placeholder})` : ''}`,
   session_policy_too_large: () => 'the rendered session policy is larger than STS accepts',
