@@ -1,6 +1,7 @@
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import type { CfnRole } from 'aws-cdk-lib/aws-iam';
+import { type CfnRole, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { type CfnFunction, Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_NAMES, type FunctionName } from '../../infra/constructs/token-vending-machine.js';
@@ -409,6 +410,59 @@ describe('least privilege', () => {
       byRole[`${name}-schedule-trust`] = role[1].Properties.AssumeRolePolicyDocument.Statement;
     }
     expect(byRole).toMatchSnapshot();
+  });
+});
+
+describe('bindings: the env var and its grant in one call', () => {
+  // A function of the user's own beside tvm, bound with the construct's methods.
+  const userFunction = () => {
+    const { stack: s } = buildStack();
+    const role = new Role(s, 'MineRole', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    const fn = new LambdaFunction(s, 'Mine', { runtime: Runtime.NODEJS_24_X, handler: 'index.handler', code: Code.fromInline('exports.handler=()=>1'), role });
+    return { s, fn, role };
+  };
+  const bound = (s: TvmStack, fn: LambdaFunction, role: Role) => {
+    const t = Template.fromStack(s, { skipCyclicalDependenciesCheck: true });
+    const env = t.findResources('AWS::Lambda::Function')[s.resolve(s.getLogicalId(fn.node.defaultChild as CfnFunction))].Properties.Environment?.Variables ?? {};
+    return { env, statements: statementsOfRole(t, s.resolve(s.getLogicalId(role.node.defaultChild as CfnRole))) };
+  };
+
+  it('bindLeaseTable(fn, "read") sets TVM_TABLE and grants reads and queries only, the key only to decrypt', () => {
+    const { s, fn, role } = userFunction();
+    s.tvm.bindLeaseTable(fn, 'read');
+    const { env, statements } = bound(s, fn, role);
+    expect(env.TVM_TABLE).toEqual({ Ref: s.resolve(s.getLogicalId(s.tvm.table.node.defaultChild as CfnRole)) });
+    expect(actionsOf(statements)).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'kms:Decrypt', 'kms:DescribeKey']);
+  });
+
+  it('bindVendorSecrets(fn, "read") sets TVM_VENDOR_SECRETS and reads the key secrets, never the management ones', () => {
+    const { s, fn, role } = userFunction();
+    s.tvm.bindVendorSecrets(fn, 'read');
+    const { env, statements } = bound(s, fn, role);
+    expect(JSON.stringify(s.resolve(env.TVM_VENDOR_SECRETS))).toContain(s.resolve(s.getLogicalId(s.tvm.vendorSecrets.datadog.key.node.defaultChild as CfnRole)));
+    const secrets = statements.filter((x) => actionsOf([x]).some((a) => a.startsWith('secretsmanager:')));
+    expect(secrets.flatMap((x) => x.Resource as unknown[])).toEqual([
+      { Ref: s.resolve(s.getLogicalId(s.tvm.vendorSecrets.datadog.key.node.defaultChild as CfnRole)) },
+      { Ref: s.resolve(s.getLogicalId(s.tvm.vendorSecrets.openai.key.node.defaultChild as CfnRole)) },
+    ]);
+    expect(actionsOf(secrets)).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+  });
+
+  it('bindRevoker(fn) sets the deny policy name and account and grants the own-account deny policy and the revoker roles', () => {
+    const { s, fn, role } = userFunction();
+    s.tvm.bindRevoker(fn);
+    const { env, statements } = bound(s, fn, role);
+    expect(env.TVM_DENY_POLICY_NAME).toBe('tvm-revocations');
+    expect(env.TVM_ACCOUNT).toEqual({ Ref: 'AWS::AccountId' });
+    expect(statements.find((x) => x.Sid === 'RevocationDenyPolicy')!.Resource).toEqual(GRANT_ROLES[0]);
+    expect(statements.find((x) => x.Sid === 'AssumeRevokerRoles')!.Resource).toEqual('arn:aws:iam::210987654321:role/tvm/tvm-revoker');
+  });
+
+  it('refuses a function without a role (the grant would go nowhere while the env var is set)', () => {
+    const { stack: s } = buildStack();
+    const imported = LambdaFunction.fromFunctionArn(s, 'Imported', 'arn:aws:lambda:us-east-1:123456789012:function:other') as unknown as LambdaFunction;
+    (imported as unknown as { addEnvironment: () => void }).addEnvironment = () => {};
+    expect(() => s.tvm.bindLeaseTable(imported, 'write')).toThrow(/without a role/);
   });
 });
 
