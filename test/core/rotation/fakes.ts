@@ -58,6 +58,8 @@ export class FakeVendorKeys implements VendorKeys {
   readonly keys = new Map<string, { name: string; key: string; live: boolean }>();
   /** Every call, in order (`create tvm-…`, `test k1`, `revoke k1`, `list tvm-…`). */
   readonly calls: string[] = [];
+  /** Key ids that passed a test at the vendor. */
+  readonly passed = new Set<string>();
   /** The next call of each operation throws this (once each entry). */
   private readonly faults: Partial<Record<Op, unknown[]>> = {};
   private seq = 0;
@@ -76,6 +78,11 @@ export class FakeVendorKeys implements VendorKeys {
   /** Makes the next `op` call throw `error`. */
   fail(op: Op, error: unknown = new UpstreamUnavailable('vendor_500')): void {
     (this.faults[op] ??= []).push(error);
+  }
+
+  /** Disarms every fault not yet met. */
+  clearFaults(): void {
+    for (const op of Object.keys(this.faults) as Op[]) delete this.faults[op];
   }
 
   private fault(op: Op): void {
@@ -97,6 +104,7 @@ export class FakeVendorKeys implements VendorKeys {
     this.fault('test');
     const k = this.keys.get(key.keyId);
     if (!k || !k.live || k.key !== key.key) throw new KeyRejected(401);
+    this.passed.add(key.keyId);
   }
 
   async revoke(keyId: string): Promise<void> {
