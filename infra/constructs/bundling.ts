@@ -27,7 +27,11 @@ export function bundlingOptions(files: BundleFiles, withCedar: boolean): Bundlin
     format: OutputFormat.CJS,
     target: 'node24',
     minify: true,
+    // The map ships beside the bundle without the sources' text, and Node does not load it at
+    // start (no --enable-source-maps: it parses the whole map on every cold start); an
+    // unexpected error's logged stack is mapped lazily (functions/shared/mapped-stack.ts).
     sourceMap: true,
+    sourcesContent: false,
     bundleAwsSDK: true,
     externalModules: [],
     // The SDK's ES modules, so esbuild keeps only the commands a function sends (its

@@ -82,7 +82,6 @@ export function createTvmFunction(scope: Construct, name: FunctionName, options:
       [ENV.config]: BUNDLED_CONFIG_PATH,
       POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-      NODE_OPTIONS: '--enable-source-maps',
     },
     bundling: bundlingOptions(options.files, USES_CEDAR.includes(name)),
   });
