@@ -4,6 +4,6 @@
  * `retirement.ts` (revoking old keys after the overlap), `status.ts`, `use-cases.ts`.
  */
 export { isConfiguredValue, keyNameFor, NOT_CONFIGURED, parseVendorKey } from './rotation/vendor-key.js';
-export { failureReason, ROTATION_STEPS, type RotateDeps, type RotateTarget, type RotationOutcome, type RotationStep } from './rotation/run.js';
+export { DeadlineReached, type DeferredRotation, failureReason, ROTATION_STEPS, type RotateDeps, type RotateTarget, type RotationOutcome, type RotationStep } from './rotation/run.js';
 export { rotateIfDue, rotateVendorKey, runRotationStep, runScheduledRotations, type ScheduledResult } from './rotation/use-cases.js';
 export { vendorStatus, type VendorStatus } from './rotation/status.js';

@@ -111,6 +111,11 @@ export interface VendorState {
   nextDueAt?: string;
   lastError?: { at: string; step: string; reason: string };
   inflight?: InflightRotation;
+  /**
+   * A rotation an admin asked for that the route's deadline left to the scheduled run (which
+   * rotates at once, with this reason and incident flag, whether or not the vendor is due).
+   */
+  requested?: { at: string; reason?: string; by?: string; revokePrevious?: boolean };
   retiring: RetiringKey[];
   /** Keys a crash may have left at the vendor that tvm could not list to clean up (by name). */
   unresolved: InflightRotation[];

@@ -23,7 +23,15 @@ import { inEnvelope } from '../shared/envelope.js';
 import { adminIdentity, header, json, rawBody, type HttpEvent, type HttpResult } from '../shared/http.js';
 import { parseRequest } from '../shared/request.js';
 import type { RotateRuntime } from '../shared/runtime.js';
-import { rotationLockTtlMs, vendorRuntime } from '../shared/vendor-runtime.js';
+import { rotationLockTtlMs, SECRETS_MANAGER_CALL_MAX_MS, VENDOR_CALL_MAX_MS, vendorRuntime } from '../shared/vendor-runtime.js';
+
+/**
+ * How long `POST /v1/admin/vendors/{name}/rotate` works before it answers: API Gateway cuts an
+ * HTTP API integration at 30 s, and a rotation makes several vendor calls of up to 10 s each. No
+ * call starts that could end past this budget; what is left (`complete: false`, `remaining`) the
+ * next scheduled run does. The same budget as the admin sweep's.
+ */
+export const ADMIN_ROTATE_BUDGET_MS = 20_000;
 
 export interface SecretsManagerRotationEvent {
   SecretId: string;
@@ -111,13 +119,15 @@ export function createRotateHandler(rt: RotateRuntime) {
         const body = rotateBody(event);
         Object.assign(record, { rotateReason: body.reason, revokePrevious: !!body.revokePrevious });
         try {
-          const outcome = await rotateVendorKey(vr.rotateDeps(target.vendor, lockTtl(context)), target, {
+          const deadline = { atMs: rt.clock.now() + ADMIN_ROTATE_BUDGET_MS, vendorCallMs: VENDOR_CALL_MAX_MS, secretsCallMs: SECRETS_MANAGER_CALL_MAX_MS };
+          const outcome = await rotateVendorKey({ ...vr.rotateDeps(target.vendor, lockTtl(context)), deadline }, target, {
             reason: body.reason ?? 'admin',
             by: String(record.admin),
             revokePrevious: body.revokePrevious,
           });
           record.keyId = outcome.keyId;
-          return json(200, outcome);
+          if (outcome.outcome === 'deferred') Object.assign(record, { complete: false, remaining: outcome.remaining });
+          return json(200, { complete: true, ...outcome });
         } catch (e) {
           if (!['rotation_in_progress', 'vendor_not_configured'].includes(failureReason(e))) rt.metrics.count('RotationFailures');
           throw e;

@@ -14,7 +14,7 @@ import { AWSCURRENT, type SecretStore, type VendorHttp, type VendorKeys, type Ve
 import { UpstreamUnavailable } from '../core/errors.js';
 import { DatadogVendorKeys } from '../adapters/datadog-vendor.js';
 import { DynamoVendorStateStore } from '../adapters/dynamodb-vendor-state.js';
-import { fetchVendorHttp, HttpVendorKeys, type ManagementSource } from '../adapters/http-vendor.js';
+import { fetchVendorHttp, HttpVendorKeys, MANAGEMENT_TIMEOUT_MS, type ManagementSource } from '../adapters/http-vendor.js';
 import { OpenAiVendorKeys } from '../adapters/openai-vendor.js';
 import { SecretsManagerStore } from '../adapters/secrets-manager-store.js';
 import { ENV, vendorSecretsSchema } from './env.js';
@@ -67,6 +67,12 @@ export interface VendorRuntime {
  * enforces `requestTimeout` only with `throwOnRequestTimeout`.
  */
 export const SECRETS_MANAGER_TIMEOUTS = { connectionTimeout: 1_000, requestTimeout: 3_000, maxAttempts: 2 } as const;
+
+/** The longest one Secrets Manager call can take (every attempt timing out), for deadlines. */
+export const SECRETS_MANAGER_CALL_MAX_MS = (SECRETS_MANAGER_TIMEOUTS.connectionTimeout + SECRETS_MANAGER_TIMEOUTS.requestTimeout) * SECRETS_MANAGER_TIMEOUTS.maxAttempts;
+
+/** The longest one key-management call to a vendor can take (every adapter's calls go through `managementCall`). */
+export const VENDOR_CALL_MAX_MS = MANAGEMENT_TIMEOUT_MS;
 
 export function secretsManagerClient(opts: { region: string; credentials?: AwsCredentialIdentity; endpoint?: string }): SecretsManagerClient {
   const { connectionTimeout, requestTimeout, maxAttempts } = SECRETS_MANAGER_TIMEOUTS;

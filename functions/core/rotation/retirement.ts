@@ -3,7 +3,7 @@
  * it), then is revoked at the vendor; never while it is AWSCURRENT. An incident skips the wait.
  */
 import { AWSPREVIOUS } from '../vendor-ports.js';
-import type { Run } from './run.js';
+import { DeadlineReached, type Run } from './run.js';
 
 /** Revokes retiring keys whose overlap has passed (all of them when `force`), never the current one. */
 export async function revokeRetired(run: Run, force: boolean): Promise<void> {
@@ -21,6 +21,7 @@ export async function revokeRetired(run: Run, force: boolean): Promise<void> {
     try {
       await run.deps.keys.revoke(r.keyId);
     } catch (e) {
+      if (e instanceof DeadlineReached) throw e;
       firstError ??= e;
       continue;
     }

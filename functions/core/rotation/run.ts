@@ -44,6 +44,40 @@ export interface RotateDeps {
   lockTtlMs: number;
   /** Whether the vendor's management credential has been set; a vendor without it is left alone. */
   configured(): Promise<boolean>;
+  /**
+   * A run that must answer by `atMs` (epoch ms; an admin route inside API Gateway's 29 s): no
+   * vendor call starts unless `vendorCallMs` (the longest one may take) still fits, nor a secret
+   * store call unless `secretsCallMs` does. Stopping there is as safe as a crash at that point
+   * (what recovery is built for): the scheduled run, which has no such deadline, finishes it.
+   * @default none: the run goes on until its work is done (the scheduled run, Secrets Manager's steps)
+   */
+  deadline?: { atMs: number; vendorCallMs: number; secretsCallMs: number };
+}
+
+/**
+ * Thrown (never answered as an error) when a run with a deadline stops before a call that could
+ * outlast it; the use case answers what was done and what remains.
+ */
+export class DeadlineReached extends Error {
+  constructor(readonly before: string) {
+    super(`deadline reached before ${before}`);
+  }
+}
+
+/** `port` whose every method first checks that a call of `callMs` still ends before the deadline. */
+function guarded<T extends object>(port: T, label: string, callMs: number, deps: RotateDeps): T {
+  const atMs = deps.deadline!.atMs;
+  return new Proxy(port, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        // A rejection, as the port's own failures are (a caller's `.catch` sees it).
+        if (deps.clock.now() + callMs > atMs) return Promise.reject(new DeadlineReached(`${label}.${String(prop)}`));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
 }
 
 export interface RotateTarget {
@@ -68,6 +102,22 @@ export interface RotationOutcome {
   revoked: string[];
 }
 
+/**
+ * A rotation the route's deadline stopped (`complete: false`): what this run recorded (`done`,
+ * the vendor event types, in order) and what the next scheduled run does (`remaining`):
+ * `rotate` (the rotation asked for, with its reason and incident flag), `finish_rotation` (test
+ * the pending key and make it current), `revoke_retired` (revoke the keys it replaced).
+ */
+export interface DeferredRotation {
+  vendor: string;
+  outcome: 'deferred';
+  complete: false;
+  keyId?: string;
+  done: string[];
+  remaining: ('rotate' | 'finish_rotation' | 'revoke_retired')[];
+  revoked: string[];
+}
+
 const MAX_EVENTS = 50;
 
 /** A reason for the record and the log: never a key, never a vendor's free text. */
@@ -84,6 +134,8 @@ export function stageOf(versions: Record<string, string[]>, stage: string): stri
 export class Run {
   step = 'start';
   revoked: string[] = [];
+  /** The event types this run recorded, in order (what a deferred answer says was done). */
+  readonly done: string[] = [];
   /** Key ids this run tested (finishSecret moves AWSCURRENT only onto a tested key). */
   readonly tested = new Set<string>();
   constructor(
@@ -107,6 +159,7 @@ export class Run {
     for (const e of events) {
       const event: VendorEvent = { at: this.nowIso(), ...e };
       this.st.events.push(event);
+      this.done.push(e.type);
       this.deps.audit.event(`vendor_${e.type}`, { vendor: this.name, ...e });
     }
     if (this.st.events.length > MAX_EVENTS) this.st.events = this.st.events.slice(-MAX_EVENTS);
@@ -235,6 +288,7 @@ export class Run {
     this.st.currentKeyId = now.keyId;
     this.st.retiring = this.st.retiring.filter((r) => r.keyId !== now.keyId);
     if (this.st.inflight?.token === token) this.st.inflight = undefined;
+    if (changed) this.st.requested = undefined;
     this.st.lastError = undefined;
     if (changed || !this.st.lastRotatedAt) {
       this.st.lastRotatedAt = this.nowIso();
@@ -269,11 +323,15 @@ export async function withLock<T>(deps: RotateDeps, target: RotateTarget, fn: (r
   if (!(await deps.state.acquire(name, deps.owner, now, now + deps.lockTtlMs))) {
     throw new Throttled('rotation_in_progress', { vendor: name });
   }
-  const run = new Run(deps, target, (await deps.state.get(name)) ?? emptyVendorState(name));
+  const runDeps = deps.deadline
+    ? { ...deps, keys: guarded(deps.keys, 'vendor', deps.deadline.vendorCallMs, deps), secrets: guarded(deps.secrets, 'secrets', deps.deadline.secretsCallMs, deps) }
+    : deps;
+  const run = new Run(runDeps, target, (await deps.state.get(name)) ?? emptyVendorState(name));
   try {
     return await fn(run);
   } catch (e) {
-    await run.fail(e);
+    // Stopping at the deadline is no failure: nothing is recorded as an error.
+    if (!(e instanceof DeadlineReached)) await run.fail(e);
     throw e;
   } finally {
     await deps.state.release(name, deps.owner).catch(() => undefined);

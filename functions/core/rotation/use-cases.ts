@@ -9,7 +9,17 @@ import { AWSCURRENT, AWSPENDING } from '../vendor-ports.js';
 import type { VendorConfig } from '../vendor-config.js';
 import { settle } from './recovery.js';
 import { expediteRetired, revokeRetired } from './retirement.js';
-import { failureReason, type RotateDeps, type RotateTarget, type RotationOutcome, type RotationStep, withLock } from './run.js';
+import {
+  DeadlineReached,
+  type DeferredRotation,
+  failureReason,
+  type Run,
+  type RotateDeps,
+  type RotateTarget,
+  type RotationOutcome,
+  type RotationStep,
+  withLock,
+} from './run.js';
 import { parseVendorKey } from './vendor-key.js';
 
 /**
@@ -25,20 +35,48 @@ export async function rotateVendorKey(
   deps: RotateDeps,
   target: RotateTarget,
   opts: { reason?: string; by?: string; revokePrevious?: boolean } = {},
-): Promise<RotationOutcome> {
+): Promise<RotationOutcome | DeferredRotation> {
   if (!(await deps.configured())) {
     throw new InvalidRequest('vendor_not_configured', { vendor: target.vendor.name }, "The vendor's management credential is not set.");
   }
   return withLock(deps, target, async (run) => {
-    if (opts.revokePrevious) await expediteRetired(run);
-    const resumed = await settle(run);
-    const result = resumed ?? (await run.rotate({ reason: opts.reason, by: opts.by, revokePrevious: opts.revokePrevious }));
-    if (opts.revokePrevious) {
-      await expediteRetired(run);
-      await revokeRetired(run, true);
+    let rotated = false;
+    try {
+      if (opts.revokePrevious) await expediteRetired(run);
+      const resumed = await settle(run);
+      const result = resumed ?? (await run.rotate({ reason: opts.reason, by: opts.by, revokePrevious: opts.revokePrevious }));
+      rotated = true;
+      if (opts.revokePrevious) {
+        await expediteRetired(run);
+        await revokeRetired(run, true);
+      }
+      return { vendor: target.vendor.name, outcome: resumed ? 'resumed' : 'rotated', ...result, revoked: run.revoked };
+    } catch (e) {
+      if (!(e instanceof DeadlineReached)) throw e;
+      return defer(run, rotated, e, opts);
     }
-    return { vendor: target.vendor.name, outcome: resumed ? 'resumed' : 'rotated', ...result, revoked: run.revoked };
   });
+}
+
+/**
+ * The deadline came first: what was asked and not done is left to the scheduled run, recorded
+ * so it does it (a rotation not started becomes `requested`; a started one is `inflight`, which
+ * recovery finishes; an incident's retired keys are already due), and answered.
+ */
+async function defer(run: Run, rotated: boolean, stop: DeadlineReached, opts: { reason?: string; by?: string; revokePrevious?: boolean }): Promise<DeferredRotation> {
+  const remaining: DeferredRotation['remaining'] = [];
+  // Stopped before asking the vendor for the key: nothing exists under the rotation just
+  // recorded, so it is no rotation to finish (recovery would abandon it) but one still to do.
+  if (stop.before === 'vendor.create' && run.st.inflight?.token && !rotated) run.st.inflight = undefined;
+  if (run.st.inflight) remaining.push('finish_rotation');
+  else if (!rotated) {
+    run.st.requested = { at: run.nowIso(), reason: opts.reason, by: opts.by, ...(opts.revokePrevious ? { revokePrevious: true } : {}) };
+    remaining.push('rotate');
+  }
+  if (opts.revokePrevious && (run.st.retiring.length > 0 || remaining.length > 0)) remaining.push('revoke_retired');
+  await run.save({ type: 'rotation_deferred', by: opts.by, reason: 'deadline', detail: { remaining } });
+  const done = run.done.filter((t) => t !== 'rotation_deferred');
+  return { vendor: run.name, outcome: 'deferred', complete: false, keyId: run.st.currentKeyId, done, remaining, revoked: run.revoked };
 }
 
 /**
@@ -53,8 +91,10 @@ export async function rotateIfDue(deps: RotateDeps, target: RotateTarget): Promi
     let result: { keyId?: string; previousKeyId?: string } | undefined = resumed;
     let outcome: RotationOutcome['outcome'] = resumed ? 'resumed' : 'not_due';
     const due = !run.st.currentKeyId || !run.st.nextDueAt || Date.parse(run.st.nextDueAt) <= deps.clock.now();
-    if (!resumed && due) {
-      result = await run.rotate({ reason: 'scheduled', by: 'schedule' });
+    // A rotation an admin asked for, left by the route's deadline: done now, as it was asked.
+    const requested = run.st.requested;
+    if (requested || (!resumed && due)) {
+      result = await run.rotate(requested ? { reason: requested.reason, by: requested.by, revokePrevious: requested.revokePrevious } : { reason: 'scheduled', by: 'schedule' });
       outcome = 'rotated';
     }
     await revokeRetired(run, false);
