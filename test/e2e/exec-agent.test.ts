@@ -1,7 +1,9 @@
 /**
  * `tvm agent`: renewal on the controllable clock (the stack's handlers and emulator and the agent
  * share one clock, moved forward by the test), the token re-read and refused, and the agent as a
- * process stopped by SIGTERM. The container-credentials server's own protocol checks too.
+ * process stopped by SIGTERM. The container-credentials server's own protocol checks too. Whether
+ * served credentials work is a GetObject at the local S3 (the grant's prefix allowed, another
+ * team's AccessDenied; after a revocation, AccessDenied), never GetCallerIdentity.
  */
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +12,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Agent, startAgent } from '../../cli/commands/agent.js';
 import { renewAtMs } from '../../cli/credentials-server.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
-import { cleanEnv, leasesOf, mayRead, startTvm } from './exec-helpers.js';
+import { ALLOWED_KEY, cleanEnv, leasesOf, OTHER_KEY, s3Read, startTvm } from './exec-helpers.js';
 
 let skewMs = 0;
 const clock = { now: () => Date.now() + skewMs };
@@ -49,11 +51,17 @@ async function ask(agent: Agent, auth: string | null = AUTH): Promise<{ status: 
   return { status: res.status, body: (await res.json()) as Served };
 }
 
-/** What an SDK would do with the answer: it must be unexpired by tvm's clock and work (not ExpiredToken). */
+/**
+ * What an SDK would do with the answer: it must be unexpired by tvm's clock, and a GetObject the
+ * grant allows must succeed at the local S3 (false: AccessDenied; anything else fails the test).
+ */
 async function usable(c: Served): Promise<boolean> {
   expect(Date.parse(c.Expiration)).toBeGreaterThan(clock.now());
-  const r = await mayRead(stack, { AccessKeyId: c.AccessKeyId, SecretAccessKey: c.SecretAccessKey, SessionToken: c.Token }, 'arn:aws:s3:::reports/analytics/x.csv');
-  return r.allowed;
+  const creds = { AccessKeyId: c.AccessKeyId, SecretAccessKey: c.SecretAccessKey, SessionToken: c.Token };
+  const outcome = await s3Read(stack, creds, ALLOWED_KEY, clock.now());
+  if (outcome !== 'ok') expect(outcome).toBe('AccessDenied');
+  if (outcome === 'ok') expect(await s3Read(stack, creds, OTHER_KEY, clock.now())).toBe('AccessDenied');
+  return outcome === 'ok';
 }
 
 async function agentFor(sub: string, tokenTtl = 7200): Promise<{ agent: Agent; warnings: string[]; tokenFile: string }> {
@@ -123,6 +131,7 @@ describe('tvm agent (controllable clock)', () => {
     expect(revoked).toEqual([byKey.get(renewed.body.AccessKeyId)!.leaseId]);
     expect(byKey.get(renewed.body.AccessKeyId)!.status).toBe('revoked');
     expect(byKey.get(first.body.AccessKeyId)!.status).not.toBe('revoked');
+    expect(await usable(renewed.body)).toBe(false);
   });
 
   it('concurrent SDK requests at start share one vend', async () => {
@@ -137,12 +146,15 @@ describe('tvm agent (controllable clock)', () => {
   it('revokes the old lease at exit when it is still live', async () => {
     const sub = 'agent-renews-then-stops';
     const { agent } = await agentFor(sub);
-    await ask(agent);
+    const first = await ask(agent);
     advance(610);
-    await ask(agent);
+    const second = await ask(agent);
+    expect(await usable(first.body)).toBe(true);
     const { revoked } = await agent.stop();
     expect(revoked).toHaveLength(2);
     expect((await leasesOf(stack, sub)).map((l) => l.status)).toEqual(['revoked', 'revoked']);
+    expect(await usable(first.body)).toBe(false);
+    expect(await usable(second.body)).toBe(false);
   });
 
   it('re-reads the token file at every vend; an expired token is one line on stderr and a 503, never expired credentials', async () => {
@@ -214,10 +226,14 @@ describe('tvm agent (a process)', () => {
     const running = startTvm(['agent', '--grant', 'reports-read', '--endpoint', stack.api, '--token-file', tokenFile, '--listen', '127.0.0.1:0', '--auth-token-file', authFile], cleanEnv(dir));
     const out = await running.waitFor(/AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=.*\n/);
     const url = /AWS_CONTAINER_CREDENTIALS_FULL_URI=(\S+)/.exec(out)![1];
-    expect((await fetch(url, { headers: { authorization: AUTH } })).status).toBe(200);
+    const res = await fetch(url, { headers: { authorization: AUTH } });
+    expect(res.status).toBe(200);
+    const c = (await res.json()) as Served;
+    expect(await usable(c)).toBe(true);
     running.child.kill('SIGINT');
     expect((await running.done).code).toBe(0);
     expect((await leasesOf(stack, 'agent-existing')).map((l) => l.status)).toEqual(['revoked']);
+    expect(await usable(c)).toBe(false);
   });
 
   it('refuses to listen beyond loopback and needs an auth token file (exit 2)', async () => {

@@ -1,8 +1,9 @@
 /**
  * `tvm exec` with boto3, a client nobody here wrote: a Python agent with no AWS code of its own
- * beyond `boto3.client(...)` runs under `tvm exec --grant reports-read -- python3 …`. Twenty calls
- * make exactly one lease; when the script ends the lease is revoked and its credentials stop
- * working; the script's exit code comes back out. Also measures the "before": boto3 on container
+ * beyond `boto3.client(...)` runs under `tvm exec --grant reports-read -- python3 …`. Twenty rounds
+ * of calls (a GetObject at the local S3, an STS call) make exactly one lease; when the script ends
+ * the lease is revoked and the credentials the script's SDK held are AccessDenied by the local S3;
+ * the script's exit code comes back out. Also measures the "before": boto3 on container
  * credentials straight at the stack makes a lease per call (botocore's 900 s advisory window).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needTool } from '../helpers/tools.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
-import { cleanEnv, leasesOf, mayRead, runTvm } from './exec-helpers.js';
+import { ALLOWED_KEY, ALLOWED_TEXT, cleanEnv, leasesOf, runTvm, s3Read } from './exec-helpers.js';
 import { spawn } from 'node:child_process';
 
 const hasBoto3 = needTool('python3', 'tvm exec with boto3') && needTool('aws', 'boto3 comes with the AWS CLI on the image');
@@ -19,21 +20,43 @@ const hasBoto3 = needTool('python3', 'tvm exec with boto3') && needTool('aws', '
 let stack: TestStack;
 let dir: string;
 
-/** A boto3 agent: N STS calls, then what it used, as JSON on stdout. */
+/**
+ * A boto3 agent: N rounds of a GetObject the grant allows (the local S3, found through the standard
+ * AWS_ENDPOINT_URL_S3) and an STS call, one GetObject of another team's prefix, then what it read
+ * and the credentials its SDK used, as JSON on stdout.
+ */
 const AGENT = `
 import boto3, json, os, sys
+from botocore.exceptions import ClientError
 session = boto3.Session()
+s3 = session.client("s3")
 sts = session.client("sts", endpoint_url=os.environ["TEST_STS"], region_name="us-east-1")
 n = int(sys.argv[1])
-arns = set()
+arns, bodies = set(), set()
 for _ in range(n):
+    bodies.add(s3.get_object(Bucket="reports", Key="analytics/q3.csv")["Body"].read().decode())
     arns.add(sts.get_caller_identity()["Arn"])
+try:
+    s3.get_object(Bucket="reports", Key="finance/q3.csv")
+    other = "allowed"
+except ClientError as e:
+    other = e.response["Error"]["Code"]
 creds = session.get_credentials()
 c = creds.get_frozen_credentials()
-print(json.dumps({"arns": sorted(arns), "method": creds.method,
+print(json.dumps({"arns": sorted(arns), "bodies": sorted(bodies), "other": other, "method": creds.method,
                   "AccessKeyId": c.access_key, "SecretAccessKey": c.secret_key, "SessionToken": c.token}))
 sys.exit(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
 `;
+const agentEnv = () => cleanEnv(dir, { TEST_STS: stack.sts, AWS_ENDPOINT_URL_S3: stack.s3 });
+interface Used {
+  arns: string[];
+  bodies: string[];
+  other: string;
+  method: string;
+  AccessKeyId: string;
+  SecretAccessKey: string;
+  SessionToken: string;
+}
 
 async function tokenFile(sub: string): Promise<string> {
   const file = join(dir, `token-${sub}`);
@@ -51,41 +74,40 @@ afterAll(async () => {
 });
 
 describe.skipIf(!hasBoto3)('tvm exec -- python3 (boto3)', () => {
-  it('20 boto3 calls make exactly one lease, revoked when the script ends; its credentials then stop working', async () => {
+  it("20 rounds of boto3 calls (S3 and STS) make exactly one lease, revoked when the script ends: reads the team's prefix, refused another's, and its credentials are AccessDenied after", async () => {
     const sub = 'boto3-agent';
     const file = await tokenFile(sub);
-    const ran = await runTvm(
-      ['exec', '--grant', 'reports-read', '--endpoint', stack.api, '--token-file', file, '--task', 'nightly', '--', 'python3', join(dir, 'agent.py'), '20'],
-      cleanEnv(dir, { TEST_STS: stack.sts }),
-    );
+    const ran = await runTvm(['exec', '--grant', 'reports-read', '--endpoint', stack.api, '--token-file', file, '--task', 'nightly', '--', 'python3', join(dir, 'agent.py'), '20'], agentEnv());
     expect(ran.stderr).toBe('');
     expect(ran.code).toBe(0);
-    const used = JSON.parse(ran.stdout) as { arns: string[]; method: string; AccessKeyId: string; SecretAccessKey: string; SessionToken: string };
+    const used = JSON.parse(ran.stdout) as Used;
     expect(used.method).toBe('container-role');
+    expect(used.bodies).toEqual([ALLOWED_TEXT]);
+    expect(used.other).toBe('AccessDenied');
     const leases = await leasesOf(stack, sub);
     expect(leases).toHaveLength(1);
     expect(used.arns).toEqual([`arn:aws:sts::123456789012:assumed-role/reports-read/tvm-${leases[0].leaseId}`]);
     expect(leases[0].status).toBe('revoked');
     expect(leases[0].accessKeyId).toBe(used.AccessKeyId);
-    expect(await mayRead(stack, used, 'arn:aws:s3:::reports/analytics/q3.csv')).toEqual({ allowed: false, reason: 'ExplicitlyDenied' });
+    expect(await s3Read(stack, used, ALLOWED_KEY)).toBe('AccessDenied');
   });
 
-  it("passes a failing script's exit code through, and still revokes", async () => {
+  it("passes a failing script's exit code through, and still revokes: its credentials are AccessDenied after", async () => {
     const sub = 'boto3-failing';
-    const ran = await runTvm(
-      ['exec', '--grant', 'reports-read', '--endpoint', stack.api, '--token-file', await tokenFile(sub), '--', 'python3', join(dir, 'agent.py'), '1', '3'],
-      cleanEnv(dir, { TEST_STS: stack.sts }),
-    );
+    const ran = await runTvm(['exec', '--grant', 'reports-read', '--endpoint', stack.api, '--token-file', await tokenFile(sub), '--', 'python3', join(dir, 'agent.py'), '1', '3'], agentEnv());
     expect(ran.code).toBe(3);
+    const used = JSON.parse(ran.stdout) as Used;
+    expect(used.bodies).toEqual([ALLOWED_TEXT]);
     const leases = await leasesOf(stack, sub);
     expect(leases.map((l) => l.status)).toEqual(['revoked']);
+    expect(await s3Read(stack, used, ALLOWED_KEY)).toBe('AccessDenied');
   });
 
-  it('before exec (measured, 20 calls): boto3 on container credentials straight at the stack makes a lease per call; ?durationSeconds=3600 makes one', async () => {
+  it('before exec (measured, 20 rounds = 41 calls): boto3 on container credentials straight at the stack makes a lease per call; ?durationSeconds=3600 makes one', async () => {
     const perCall = async (sub: string, query: string) => {
       const file = await tokenFile(sub);
       const env = {
-        ...cleanEnv(dir, { TEST_STS: stack.sts }),
+        ...agentEnv(),
         AWS_CONTAINER_CREDENTIALS_FULL_URI: `${stack.api}/v1/credentials/reports-read${query}`,
         AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: file,
       };
@@ -96,7 +118,7 @@ describe.skipIf(!hasBoto3)('tvm exec -- python3 (boto3)', () => {
     };
     const before = await perCall('boto3-direct', '');
     const withDuration = await perCall('boto3-direct-3600', '?durationSeconds=3600');
-    console.info(`leases for 20 boto3 calls: container route with the grant default (900 s) ${before}, with ?durationSeconds=3600 ${withDuration}, tvm exec 1`);
+    console.info(`leases for 41 boto3 calls (20 rounds of S3 + STS, one refused read): container route with the grant default (900 s) ${before}, with ?durationSeconds=3600 ${withDuration}, tvm exec 1`);
     expect(before).toBeGreaterThanOrEqual(20);
     expect(withDuration).toBe(1);
   });

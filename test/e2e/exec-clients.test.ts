@@ -1,9 +1,13 @@
 /**
  * `tvm exec` with other real clients: the AWS CLI (several invocations under one exec share one
  * lease), the JS SDK's default chain in a child node process; what CMD's environment holds and
- * lacks; signals forwarded; a crash of CMD (SIGKILL) still revokes.
+ * lacks; signals forwarded; a crash of CMD (SIGKILL, an uncaught error) still revokes.
+ * Revocation is proven at the local S3: CMD reads the object its grant allows (and is refused
+ * another team's), keeps its own copy of the credentials it used, and after it exits that copy is
+ * AccessDenied. `sts get-caller-identity` appears only where identity is what is tested (AWS
+ * answers it for revoked credentials too).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,7 +15,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needTool } from '../helpers/tools.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
-import { cleanEnv, leasesOf, mayRead, runTvm, startTvm } from './exec-helpers.js';
+import { awsS3Cp } from '../helpers/s3.js';
+import { ALLOWED_KEY, ALLOWED_TEXT, captured, cleanEnv, JS_AGENT, jsAgentEnv, jsAgentReads, leasesOf, OTHER_KEY, type Running, runTvm, s3Read, startTvm } from './exec-helpers.js';
 
 let stack: TestStack;
 let dir: string;
@@ -31,22 +36,51 @@ afterAll(async () => {
   await stack?.close();
 });
 
-describe.skipIf(!needTool('aws', 'tvm exec with the AWS CLI'))('tvm exec -- aws', () => {
-  it('three AWS CLI processes under one exec share one lease, revoked at the end', async () => {
+describe.skipIf(!needTool('aws', 'tvm exec with the AWS CLI') || !needTool('curl', 'the CLI agent captures its credentials with curl'))('tvm exec -- aws', () => {
+  it("AWS CLI processes under one exec share one lease: they read the team's prefix and are refused another's; after exit the same credentials are AccessDenied", async () => {
     const sub = 'cli-agent';
-    const aws = `aws sts get-caller-identity --endpoint-url ${stack.sts} --region us-east-1 --query Arn --output text`;
-    const ran = await runTvm([...execArgs(await tokenFile(sub)), 'sh', '-c', `${aws} && ${aws} && ${aws}`], cleanEnv(dir));
+    const capture = join(dir, `creds-${sub}`);
+    const otherErr = join(dir, `other-${sub}`);
+    const cp = `aws s3 cp s3://${ALLOWED_KEY} - --endpoint-url ${stack.s3}`;
+    const [bucket, ...rest] = OTHER_KEY.split('/');
+    const other = `aws s3api get-object --bucket ${bucket} --key ${rest.join('/')} --endpoint-url ${stack.s3} /dev/null`;
+    // The agent's own copy of its credentials, from the endpoint its CLI uses (as a leak would take them).
+    const copy = `curl -sf -H "Authorization: $AWS_CONTAINER_AUTHORIZATION_TOKEN" "$AWS_CONTAINER_CREDENTIALS_FULL_URI" > ${capture}`;
+    const ran = await runTvm([...execArgs(await tokenFile(sub)), 'sh', '-c', `${cp} && ${cp} && ${copy} && if ${other} > /dev/null 2> ${otherErr}; then echo other-allowed; fi`], cleanEnv(dir));
     expect(ran.stderr).toBe('');
     expect(ran.code).toBe(0);
+    expect(ran.stdout).toBe(ALLOWED_TEXT.repeat(2));
+    expect(readFileSync(otherErr, 'utf8')).toMatch(/An error occurred \(AccessDenied\) when calling the GetObject operation/);
     const leases = await leasesOf(stack, sub);
     expect(leases).toHaveLength(1);
-    expect(ran.stdout.trim().split('\n')).toEqual(Array(3).fill(`arn:aws:sts::123456789012:assumed-role/reports-read/tvm-${leases[0].leaseId}`));
     expect(leases[0].status).toBe('revoked');
+    const creds = captured(capture);
+    expect(creds.AccessKeyId).toBe(leases[0].accessKeyId);
+    expect(await s3Read(stack, creds, ALLOWED_KEY)).toBe('AccessDenied');
+    const again = await awsS3Cp(stack.s3, creds, `s3://${ALLOWED_KEY}`, dir);
+    expect(again).toMatchObject({ ok: false, stdout: '' });
+    expect(again.stderr).toMatch(/\(403\)/);
   });
 });
 
 describe('tvm exec -- node (the JS SDK default chain)', () => {
-  it('fromNodeProviderChain finds the loopback endpoint; ten calls, one lease, revoked after', async () => {
+  it("fromNodeProviderChain finds the loopback endpoint: reads the team's prefix, refused another's; after exit the same credentials are AccessDenied", async () => {
+    const sub = 'js-reader';
+    const capture = join(dir, `creds-${sub}`);
+    const ran = await runTvm([...execArgs(await tokenFile(sub)), 'node', ...JS_AGENT], cleanEnv(dir, jsAgentEnv(stack, capture)));
+    expect(ran.code, ran.stderr).toBe(0);
+    const reads = jsAgentReads(ran.stdout);
+    expect(reads.allowed).toMatchObject({ status: 200, body: ALLOWED_TEXT });
+    expect(reads.other).toMatchObject({ status: 403, code: 'AccessDenied' });
+    const leases = await leasesOf(stack, sub);
+    expect(leases.map((l) => l.status)).toEqual(['revoked']);
+    const creds = captured(capture);
+    expect(creds.AccessKeyId).toBe(leases[0].accessKeyId);
+    expect(await s3Read(stack, creds, ALLOWED_KEY)).toBe('AccessDenied');
+    expect(await s3Read(stack, creds, OTHER_KEY)).toBe('AccessDenied');
+  });
+
+  it('ten STS calls through one client make one lease, and the identity is that lease’s session', async () => {
     const sub = 'js-agent';
     const script = `
       import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
@@ -63,7 +97,8 @@ describe('tvm exec -- node (the JS SDK default chain)', () => {
     expect(leases).toHaveLength(1);
     expect(used.arns).toEqual([`arn:aws:sts::123456789012:assumed-role/reports-read/tvm-${leases[0].leaseId}`]);
     expect(leases[0].status).toBe('revoked');
-    expect((await mayRead(stack, used, 'arn:aws:s3:::reports/analytics/q3.csv')).allowed).toBe(false);
+    // GetCallerIdentity answered for these credentials; it proves who, never whether they work.
+    expect(await s3Read(stack, used, ALLOWED_KEY)).toBe('AccessDenied');
   });
 });
 
@@ -101,29 +136,53 @@ describe('tvm exec: environment, signals, crashes', () => {
     expect((await leasesOf(stack, 'env-agent')).map((l) => l.status)).toEqual(['revoked', 'revoked']);
   });
 
-  it('SIGKILL to CMD (a crash) still revokes; exit 128 + 9', async () => {
+  /** JS_AGENT under exec until it has read and printed `ready`; answers its pid and where it put its credentials. */
+  async function readingAgent(sub: string): Promise<{ running: Running; pid: number; capture: string }> {
+    const capture = join(dir, `creds-${sub}`);
+    const running = startTvm([...execArgs(await tokenFile(sub)), 'node', ...JS_AGENT], cleanEnv(dir, jsAgentEnv(stack, capture, 'wait')));
+    const out = await running.waitFor(/ready\n/);
+    const reads = jsAgentReads(out);
+    expect(reads.allowed).toMatchObject({ status: 200, body: ALLOWED_TEXT });
+    expect(reads.other).toMatchObject({ status: 403, code: 'AccessDenied' });
+    return { running, pid: Number(/pid=(\d+)/.exec(out)![1]), capture };
+  }
+
+  it('SIGKILL to CMD (a crash) still revokes: the credentials it used work until then and are AccessDenied after; exit 128 + 9', async () => {
     const sub = 'crashing-agent';
-    const running = startTvm([...execArgs(await tokenFile(sub)), 'sh', '-c', 'echo pid=$$; exec sleep 60'], cleanEnv(dir));
-    const pid = Number(/pid=(\d+)/.exec(await running.waitFor(/pid=\d+\n/))![1]);
+    const { running, pid, capture } = await readingAgent(sub);
     expect((await leasesOf(stack, sub)).map((l) => l.status)).toEqual(['active']);
+    const creds = captured(capture);
+    expect(await s3Read(stack, creds, ALLOWED_KEY)).toBe('ok');
     process.kill(pid, 'SIGKILL');
     const ran = await running.done;
     expect(ran.code).toBe(137);
     expect((await leasesOf(stack, sub)).map((l) => l.status)).toEqual(['revoked']);
+    expect(await s3Read(stack, creds, ALLOWED_KEY)).toBe('AccessDenied');
+  });
+
+  it('CMD crashing with an uncaught error (exit 1) still revokes: its credentials are AccessDenied after', async () => {
+    const sub = 'throwing-agent';
+    const capture = join(dir, `creds-${sub}`);
+    const ran = await runTvm([...execArgs(await tokenFile(sub)), 'node', ...JS_AGENT], cleanEnv(dir, jsAgentEnv(stack, capture, 'throw')));
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toContain('the agent crashed');
+    expect(jsAgentReads(ran.stdout).allowed).toMatchObject({ status: 200, body: ALLOWED_TEXT });
+    expect((await leasesOf(stack, sub)).map((l) => l.status)).toEqual(['revoked']);
+    expect(await s3Read(stack, captured(capture), ALLOWED_KEY)).toBe('AccessDenied');
   });
 
   it.each([
     ['SIGTERM', 143],
     ['SIGINT', 130],
     ['SIGHUP', 129],
-  ] as const)('forwards %s to CMD and exits %i when it kills CMD', async (signal, code) => {
+  ] as const)('forwards %s to CMD and exits %i when it kills CMD; the credentials CMD used are AccessDenied after', async (signal, code) => {
     const sub = `signalled-${signal.toLowerCase()}`;
-    const running = startTvm([...execArgs(await tokenFile(sub)), 'node', '-e', 'console.log("ready"); setInterval(() => {}, 1000)'], cleanEnv(dir));
-    await running.waitFor('ready\n');
+    const { running, capture } = await readingAgent(sub);
     running.child.kill(signal);
     const ran = await running.done;
     expect(ran.code).toBe(code);
     expect((await leasesOf(stack, sub)).map((l) => l.status)).toEqual(['revoked']);
+    expect(await s3Read(stack, captured(capture), ALLOWED_KEY)).toBe('AccessDenied');
   });
 
   it('SIGTERM while the first lease is being vended: CMD never runs, the lease is revoked, exit 143', async () => {
