@@ -205,3 +205,27 @@ export function jsonText(value: unknown, space?: number): string {
   // C0 inside strings is already escaped; outside them JSON holds only its own newlines.
   return JSON.stringify(value, null, space).replace(/[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`);
 }
+
+/**
+ * Resolves on SIGINT or SIGTERM, or once the parent process is gone. Under `npm start`, npm hands
+ * SIGTERM to `sh`, which may exit without passing it on: the server would be orphaned (re-parented)
+ * and keep its ports. A changed `process.ppid` is that case.
+ */
+export function untilStopped(): Promise<string> {
+  const parent = process.ppid;
+  return new Promise((resolve) => {
+    const done = (why: string) => {
+      clearInterval(watch);
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      resolve(why);
+    };
+    const onInt = () => done('SIGINT');
+    const onTerm = () => done('SIGTERM');
+    const watch = setInterval(() => {
+      if (process.ppid !== parent) done('its parent process exited');
+    }, 500);
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+}

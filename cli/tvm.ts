@@ -20,6 +20,7 @@ const USAGE = `usage: tvm <command> [options]
   audit [--since D] [--until D] [--principal P] [--lease ID] [--grant G] [--type T] [--request-id ID]
         [--limit N|--all] [--format table|json|ndjson]         admin: the audit trail, newest first
   explain REQUEST_ID                                       admin: why a request was answered so, in words
+  console [--endpoint URL] [--port N]                      admin: the ops console in a browser (loopback)
   policy check [--config F]                                validate config and policies
   policy eval --principal P --grant G [--context JSON]     explain a decision offline
   exec --grant G [vend options] -- CMD [ARGS…]             run CMD with credentials it never holds for long
@@ -48,6 +49,7 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   agent: () => import('./commands/agent.js'),
   audit: () => import('./commands/audit.js'),
   explain: () => import('./commands/explain.js'),
+  console: () => import('./commands/console.js'),
 };
 
 export async function main(argv: string[], io: Io): Promise<number> {

@@ -7,6 +7,7 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HttpEvent, HttpResult } from '../functions/shared/http.js';
+import type { ConsoleGate } from '../console/gate.js';
 import { DEV_ISSUER_PATH, type DevIssuer } from './dev-issuer.js';
 
 export type LocalHandler = (event: HttpEvent) => Promise<HttpResult | unknown>;
@@ -99,6 +100,8 @@ export interface LocalServerOptions {
   handlers: Record<string, LocalHandler>;
   adminToken: string;
   issuer?: () => DevIssuer | undefined;
+  /** The ops console (`GET /console`, `/console/api/…`), loopback only. */
+  console?: () => ConsoleGate | undefined;
   onRequest?: (line: { method: string; path: string; status: number; ms: number }) => void;
 }
 
@@ -136,6 +139,12 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<LocalS
     const sourceIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
 
     if (url.pathname.startsWith(DEV_ISSUER_PATH)) return devIssuer(req, res, url.pathname.slice(DEV_ISSUER_PATH.length), sourceIp);
+    if (url.pathname === '/console' || url.pathname.startsWith('/console/')) {
+      const gate = opts.console?.();
+      if (!gate) return send(res, 404, { error: 'not_found', message: 'Not found.', requestId });
+      if (!isLoopback(req.socket.remoteAddress)) return send(res, 403, { error: 'access_denied', message: 'Access is denied.', requestId });
+      return gate.handle(req, res);
+    }
 
     const match = matchRoute(method, url.pathname);
     const handler = match && opts.handlers[match.route.fn];

@@ -24,6 +24,7 @@ import { createDevIssuer, DEV_ISSUER_PATH, type DevIssuer } from './dev-issuer.j
 import { ensureTable, startDynalite } from './dynamo.js';
 import { createLocalAuditLog } from './audit-log.js';
 import { type LocalHandler, startLocalServer } from './server.js';
+import { type ConsoleGate, createConsoleGate } from '../console/gate.js';
 import { startLocalS3 } from './s3.js';
 import { type EmulatorRoleConfig, startStsIamEmulator } from './sts-iam-emulator.js';
 
@@ -72,6 +73,10 @@ export interface LocalStack {
   issuer: DevIssuer;
   config: Readonly<TvmConfig>;
   metrics: ReturnType<typeof memoryMetrics>;
+  /** The ops console served at `/console`: `issueCode()` makes a one-time link (`consoleUrl`). */
+  console: ConsoleGate;
+  /** The one-time console link printed in the banner (not written to endpoints.json: it is a credential). */
+  consoleUrl: string;
   /** How many STS sessions the emulator has issued (tests: "no STS call"). */
   sessionCount(): number;
   close(): Promise<void>;
@@ -152,8 +157,23 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   try {
     const handlers: Record<string, LocalHandler> = {};
     let issuer: DevIssuer | undefined;
-    const server = await startLocalServer({ port: basePort, handlers, adminToken: secrets.adminToken, issuer: () => issuer });
+    let gate: ConsoleGate | undefined;
+    const server = await startLocalServer({ port: basePort, handlers, adminToken: secrets.adminToken, issuer: () => issuer, console: () => gate });
     closers.push(() => server.close());
+    // The console calls the admin routes through this same server with the admin token, which
+    // stays in this process: the browser holds only a console session cookie.
+    gate = createConsoleGate({
+      adminToken: secrets.adminToken,
+      forward: async ({ method, path, body }) => {
+        const res = await fetch(`${server.url}${path}`, {
+          method,
+          body,
+          headers: { authorization: `Bearer ${secrets.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        });
+        const text = await res.text();
+        return { status: res.status, body: text ? (JSON.parse(text) as unknown) : {} };
+      },
+    });
     closers.push(async () => {
       // A stopped stack must not leave a file that sends clients to dead ports.
       if (endpointsFile) rmSync(endpointsFile, { force: true });
@@ -252,7 +272,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       vendors: vendorUrls,
     };
     if (endpointsFile) writeJsonAtomic(endpointsFile, endpoints);
-    return { endpoints, endpointsFile, runtime, issuer, config, metrics, sessionCount: () => emulator.sessionCount(), close };
+    const consoleUrl = `${server.url}/console?code=${gate.issueCode()}`;
+    return { endpoints, endpointsFile, runtime, issuer, config, metrics, console: gate, consoleUrl, sessionCount: () => emulator.sessionCount(), close };
   } catch (e) {
     await close();
     throw e;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { startLocalStack } from '../../local/stack.js';
 import { ConfigError } from '../../functions/shared/load-config.js';
-import { DEFAULT_DATA, EXIT, parse, Refusal, stackPointerFile, type StackPointer, UsageError, type Io } from '../lib.js';
+import { DEFAULT_DATA, EXIT, parse, Refusal, stackPointerFile, type StackPointer, untilStopped, UsageError, type Io } from '../lib.js';
 
 const HELP = `usage: tvm dev [--config F] [--port N] [--data DIR] [--ephemeral]
   --config F     config file (default $TVM_CONFIG or config/tvm.yaml)
@@ -57,6 +57,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     ['S3', ep.s3],
     ['DynamoDB', ep.dynamodb],
     ...Object.entries(ep.vendors).map(([n, u]): [string, string] => [`vendor ${n}`, u]),
+    ['console', `${stack.consoleUrl}   (one-time link; \`tvm console\` makes another)`],
     ['admin token', ep.adminToken],
     ['endpoints', stack.endpointsFile ?? '(not written)'],
   ];
@@ -97,28 +98,4 @@ Stop with Ctrl-C.
   }
   if (ownTemp) rmSync(ownTemp, { recursive: true, force: true });
   return EXIT.ok;
-}
-
-/**
- * Resolves on SIGINT or SIGTERM, or once the parent process is gone. Under `npm start`, npm hands
- * SIGTERM to `sh`, which may exit without passing it on: the server would be orphaned (re-parented)
- * and keep its ports. A changed `process.ppid` is that case.
- */
-function untilStopped(): Promise<string> {
-  const parent = process.ppid;
-  return new Promise((resolve) => {
-    const done = (why: string) => {
-      clearInterval(watch);
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      resolve(why);
-    };
-    const onInt = () => done('SIGINT');
-    const onTerm = () => done('SIGTERM');
-    const watch = setInterval(() => {
-      if (process.ppid !== parent) done('its parent process exited');
-    }, 500);
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-  });
 }
