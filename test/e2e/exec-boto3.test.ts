@@ -6,14 +6,17 @@
  * the script's exit code comes back out. Also measures the "before": boto3 on container
  * credentials straight at the stack makes a lease per call (botocore's 900 s advisory window).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needTool } from '../helpers/tools.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { ALLOWED_KEY, ALLOWED_TEXT, cleanEnv, leasesOf, runTvm, s3Read } from './exec-helpers.js';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
 
 const hasBoto3 = needTool('python3', 'tvm exec with boto3') && needTool('aws', 'boto3 comes with the AWS CLI on the image');
 
@@ -121,5 +124,39 @@ describe.skipIf(!hasBoto3)('tvm exec -- python3 (boto3)', () => {
     console.info(`leases for 41 boto3 calls (20 rounds of S3 + STS, one refused read): container route with the grant default (900 s) ${before}, with ?durationSeconds=3600 ${withDuration}, tvm exec 1`);
     expect(before).toBeGreaterThanOrEqual(20);
     expect(withDuration).toBe(1);
+  });
+});
+
+describe.skipIf(!hasBoto3)('the README\'s Python agent (examples/python-agent/agent.py) under tvm exec', () => {
+  const EXAMPLE = 'examples/python-agent/agent.py';
+  const readme = readFileSync('README.md', 'utf8');
+  const command = ['exec', '--grant', 'reports-read', '--token-file', '/tmp/tvm-token', '--', 'python3', EXAMPLE];
+
+  it('is the file and command the README shows', () => {
+    expect(readme).toContain(`tvm ${command.join(' ')}\n`);
+    expect(readme).toContain(`tvm ${command.join(' ')} --leak /tmp/leaked.env\n`);
+    expect(readme).toContain('export AWS_ENDPOINT_URL_S3=');
+  });
+
+  it('reads the report with one lease, revoked at exit; the credentials it held are then AccessDenied (leaked copy and all)', async () => {
+    const sub = 'readme-agent';
+    const leak = join(dir, 'leaked.env');
+    const args = [...command.slice(0, 3), '--endpoint', stack.api, '--token-file', await tokenFile(sub), ...command.slice(5)];
+    const env = cleanEnv(dir, { AWS_ENDPOINT_URL_S3: stack.s3 });
+    const plain = await runTvm(args, env);
+    expect(plain.stderr).toBe('');
+    expect(plain).toMatchObject({ code: 0, stdout: ALLOWED_TEXT });
+
+    const leaking = await runTvm([...args, '--leak', leak], env);
+    expect(leaking).toMatchObject({ code: 0, stdout: ALLOWED_TEXT });
+    expect(statSync(leak).mode & 0o777).toBe(0o600);
+    const leases = await leasesOf(stack, sub);
+    expect(leases.map((l) => l.status)).toEqual(['revoked', 'revoked']);
+    // The README's own check, with the AWS CLI, on the copy the agent wrote out.
+    const check = await run('sh', ['-c', `. ${leak} && aws s3api get-object --bucket reports --key analytics/q3.csv /dev/stdout --endpoint-url ${stack.s3}`], { env: cleanEnv(dir) }).catch((e) => e);
+    expect(check.code).not.toBe(0);
+    expect(String(check.stderr)).toMatch(/An error occurred \(AccessDenied\) when calling the GetObject operation: .*with an explicit deny/);
+    const copied = /AWS_ACCESS_KEY_ID=(\S+)/.exec(readFileSync(leak, 'utf8'))![1];
+    expect(leases.map((l) => l.accessKeyId)).toContain(copied);
   });
 });
