@@ -2,9 +2,12 @@
  * `npm run bench`: tvm measured against the physical floor, on the local stack's real protocols,
  * in one process tree. Prints a table (stdout), or with `--json` one JSON object.
  *
- * Options: --json, --only=sweep,floor,sim,hot,cold,load, --iterations=N (floor/vend pairs),
+ * Options: --json, --only=sweep,floor,sim,hot,cold,load,soak, --iterations=N (floor/vend pairs),
  * --sim-iterations=N (pairs with AWS latencies injected: AssumeRole 20 ± 5 ms, DynamoDB 4 ± 1 ms),
- * --clients=N, --vends=N (per client), --sweep-leases=N, --load-max-seconds=N, --out=FILE (JSON copy).
+ * --clients=N, --vends=N (per client), --sweep-leases=N, --load-max-seconds=N, --out=FILE (JSON copy),
+ * --soak=N (also run the soak: N vend + self-revoke pairs against `tvm dev` in its own process;
+ * --only=soak runs 1,000), --soak-clients=K. The soak is not in the default set: it checks that the
+ * server survives (exit status 1 if it died), takes minutes, and measures nothing the table targets.
  * Never sends traffic anywhere but 127.0.0.1.
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -18,6 +21,7 @@ import { startLocalStack } from '../local/stack.js';
 import { coldStart, type ColdStart } from './cold-start.js';
 import { AWS_LIKE, floorVsVend, type FloorVsVend } from './floor-vs-vend.js';
 import { loadBench, type LoadBench } from './load.js';
+import { soakBench, type Soak } from './soak.js';
 import { progress, round } from './stats.js';
 import { sweepBench, type SweepBench } from './sweep.js';
 
@@ -29,6 +33,7 @@ for (const a of process.argv.slice(2)) {
 }
 const num = (name: string, def: number) => (args.has(name) ? Number(args.get(name)) : def);
 const only = new Set((args.get('only') ?? 'sweep,floor,sim,hot,cold,load').split(','));
+if (args.has('soak')) only.add('soak');
 const asJson = args.has('json');
 
 const TARGETS = {
@@ -91,31 +96,37 @@ async function main(): Promise<void> {
   writeFileSync(join(configDir, 'tvm.yaml'), stringify(example));
   cpSync('config/policies', join(configDir, 'policies'), { recursive: true });
   cpSync('config/local-s3', join(configDir, 'local-s3'), { recursive: true });
-  const stack = await startLocalStack({ configPath: join(configDir, 'tvm.yaml'), port: 0, ephemeral: true, logSink: () => {}, sweepIntervalMs: 0, rotateIntervalMs: 0 });
+  // The soak starts its own `tvm dev`; the in-process stack is only for the other parts.
+  const inProcess = [...only].some((k) => k !== 'soak');
+  const stack = inProcess ? await startLocalStack({ configPath: join(configDir, 'tvm.yaml'), port: 0, ephemeral: true, logSink: () => {}, sweepIntervalMs: 0, rotateIntervalMs: 0 }) : undefined;
   let sweep: SweepBench | undefined;
   let fv: FloorVsVend | undefined;
   let sim: FloorVsVend | undefined;
   let hot: HotPath | undefined;
   let cold: ColdStart | undefined;
   let load: LoadBench | undefined;
+  let soak: Soak | undefined;
   try {
     // The sweep first: its table is its own, but its clock is an hour ahead and its IAM writes
     // should not sit in the middle of the latency measurements.
-    if (only.has('sweep')) sweep = await sweepBench(stack, { leases: num('sweep-leases', 10_000), pendingShare: 0.1 });
-    if (only.has('floor')) fv = await floorVsVend(stack, { iterations: num('iterations', 600), warmup: 60 });
-    if (only.has('sim')) sim = await floorVsVend(stack, { iterations: num('sim-iterations', 300), warmup: 30, latency: AWS_LIKE });
+    if (stack && only.has('sweep')) sweep = await sweepBench(stack, { leases: num('sweep-leases', 10_000), pendingShare: 0.1 });
+    if (stack && only.has('floor')) fv = await floorVsVend(stack, { iterations: num('iterations', 600), warmup: 60 });
+    if (stack && only.has('sim')) sim = await floorVsVend(stack, { iterations: num('sim-iterations', 300), warmup: 30, latency: AWS_LIKE });
     if (only.has('hot')) {
       progress('hot path: verify + Cedar + render, stub ports, one core');
       hot = await hotPath(num('hot-iterations', 20_000));
     }
-    if (only.has('cold')) cold = await coldStart(stack, { runs: num('cold-runs', 7) });
+    if (stack && only.has('cold')) cold = await coldStart(stack, { runs: num('cold-runs', 7) });
     // 32 × 1,000 by default: the local stack serves ~150–250 vends/s on one core, so the issue's
     // 32 × 5,000 takes 12–18 minutes here; run it with --vends=5000 --load-max-seconds=1800.
-    if (only.has('load')) load = await loadBench(stack, { clients: num('clients', 32), vendsPerClient: num('vends', 1000), maxSeconds: num('load-max-seconds', 240) });
+    if (stack && only.has('load')) load = await loadBench(stack, { clients: num('clients', 32), vendsPerClient: num('vends', 1000), maxSeconds: num('load-max-seconds', 240) });
   } finally {
-    await stack.close();
+    await stack?.close();
     rmSync(configDir, { recursive: true, force: true });
   }
+  // After the in-process stack is closed, so the two never share the cores.
+  const soakPairs = num('soak', 1000);
+  if (only.has('soak')) soak = await soakBench({ pairs: Number.isInteger(soakPairs) && soakPairs > 0 ? soakPairs : 1000, clients: num('soak-clients', 1) });
 
   const result = {
     vend_over_floor_p50: fv ? round(fv.ratioP50, 3) : null,
@@ -142,6 +153,9 @@ async function main(): Promise<void> {
     load: load
       ? { clients: load.clients, vends: load.vends, issued: load.issued, rps: load.rps, p99_ms: load.p99_ms, errors_5xx: load.errors_5xx, lost_leases: load.lost_leases }
       : null,
+    soak: soak
+      ? { pairs: soak.pairs, clients: soak.clients, pairs_ok: soak.pairs_ok, server_alive: soak.server_alive, exit_signal: soak.exit.signal, exit_code: soak.exit.code, died_during_soak: soak.exit.during_soak, rss_mb_start: soak.rss_mb.start, rss_mb_end: soak.rss_mb.end, ok: soak.ok }
+      : null,
     targets: TARGETS,
     machine: { ...machine, loadavg_end: loadavg().map((x) => round(x, 2)), total_s: round((Date.now() - started) / 1000, 1) },
     detail: {
@@ -151,11 +165,16 @@ async function main(): Promise<void> {
       cold_start: cold,
       sweep,
       load,
+      soak,
     },
   };
   if (args.has('out')) writeFileSync(args.get('out')!, JSON.stringify(result, null, 2) + '\n');
   if (asJson) process.stdout.write(JSON.stringify(result) + '\n');
   else process.stdout.write(table(result) + '\n');
+  if (soak && !soak.ok) {
+    progress(`soak FAILED: server alive ${soak.server_alive}, exit ${JSON.stringify(soak.exit)}; its stderr ends:\n${soak.stderr_tail}`);
+    process.exitCode = 1;
+  }
 }
 
 function floorDetail(fv: FloorVsVend) {
@@ -179,6 +198,7 @@ function rounded(s: object): Record<string, number> {
 type Result = {
   [k: string]: unknown;
   load: { clients: number; vends: number; issued: number; rps: number; p99_ms: number; errors_5xx: number; lost_leases: number } | null;
+  soak: { pairs: number; clients: number; pairs_ok: number; server_alive: boolean; exit_signal: string | null; exit_code: number | null; died_during_soak: boolean; rss_mb_start: number | null; rss_mb_end: number | null; ok: boolean } | null;
   detail: { load?: LoadBench; sweep?: SweepBench; cold_start?: ColdStart; hot_path?: HotPath; floor_vs_vend?: unknown };
   machine: { nproc: number; cpu: string; node: string; date: string; loadavg_start: number[]; loadavg_end: number[]; total_s: number };
 };
@@ -221,6 +241,14 @@ function table(r: Result): string {
     add('load p99', l.p99_ms, ' ms', '', undefined);
     add('load 5xx', l.errors_5xx, '', '0', (n) => n === 0);
     add('load lost leases', l.lost_leases, '', '0', (n) => n === 0);
+  }
+  if (r.soak) {
+    const k = r.soak;
+    add(`soak: vend + self-revoke pairs (${k.clients} client${k.clients === 1 ? '' : 's'}, tvm dev)`, `${k.pairs_ok} / ${k.pairs}`, '', 'all', undefined);
+    rows[rows.length - 1][3] = k.pairs_ok === k.pairs ? 'ok' : 'MISSED';
+    add('  server alive and answering at the end', k.server_alive, '', 'true', undefined);
+    rows[rows.length - 1][3] = k.ok ? 'ok' : `FAILED (exit ${k.exit_signal ?? k.exit_code}${k.died_during_soak ? ', during the soak' : ''})`;
+    add('  server RSS start → end', `${k.rss_mb_start ?? '—'} → ${k.rss_mb_end ?? '—'}`, ' MB', '(info)', undefined);
   }
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((row) => row[i].length), ['measure', 'value', 'target', ''][i].length));
   const line = (c: string[]) => c.map((x, i) => x.padEnd(w[i])).join('  ').trimEnd();

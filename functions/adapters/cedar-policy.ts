@@ -2,9 +2,21 @@
  * Cedar as the policy engine: policies and schema are checked at load, preparsed once, and each
  * decision uses the stateful API (no re-parsing on the hot path). Deny by default.
  */
+import { setFlagsFromString } from 'node:v8';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { ConfigProblem, TvmConfig } from '../core/config.js';
 import type { AuthzRequest, Decision, PolicyEngine } from '../core/ports.js';
+
+// Why: TurboFan inlines JS->Wasm calls whose signature returns externref (CanInlineJSToWasmCall in
+// js-call-reducer.cc admits kWasmExternRef), but a lazy deopt taken while such a call is on the
+// stack rebuilds the result only for i32/i64/f32/f64 (Deoptimizer::TranslatedValueForWasmReturnKind:
+// any other kind is UNREACHABLE) and the process dies with SIGTRAP, "# Fatal error in , line 0 #
+// unreachable code". cedar-wasm's exports return externref and call back into JS (where a GC or
+// a map change can invalidate the optimised caller — decide, or vendCredentials with decide
+// inlined), so a busy `tvm dev` on Node 20.20 (V8 11.3) died after a few hundred vends (issue 10
+// item 9). Not inlining those calls costs one generic wrapper call per decision. Set before any
+// caller is optimised (this module runs before the first decision); the flag exists in V8 10.6+.
+setFlagsFromString('--no-turbo-inline-js-wasm-calls');
 
 const CONTEXT_COMMON = 'task?: String, tool?: String, sensitivity?: String, environment?: String, sourceIp?: ipaddr';
 
