@@ -214,7 +214,7 @@ describe.skipIf(!needTool('chromium', 'the ops console browser test'))('the ops 
 
   it('a cross-origin form or fetch cannot revoke', async () => {
     const evilPage = await context.newPage();
-    await evilPage.goto(evilUrl);
+    await evilPage.goto(evilUrl, { waitUntil: 'domcontentloaded', timeout: 10_000 });
     const isRevoke = (r: { url(): string; request(): { method(): string } }) => r.url().includes('/console/api/v1/admin/revoke') && r.request().method() === 'POST';
     // A script on the other origin: a no-cors fetch (the only kind that needs no CORS preflight).
     const [fetched] = await Promise.all([
