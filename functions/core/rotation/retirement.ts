@@ -37,7 +37,9 @@ export async function revokeRetired(run: Run, force: boolean): Promise<void> {
 /** An incident: every retired key is due for revocation now (recorded first, so a rerun revokes them too). */
 export async function expediteRetired(run: Run): Promise<void> {
   const now = run.nowIso();
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent — without the early return (or with >=), the map below changes nothing and the record is saved unchanged
   if (!run.st.retiring.some((r) => r.revokeAfter > now)) return;
+  // Stryker disable next-line EqualityOperator: equivalent — an entry due exactly now becomes `now` either way
   run.st.retiring = run.st.retiring.map((r) => ({ ...r, revokeAfter: r.revokeAfter > now ? now : r.revokeAfter }));
   await run.save();
 }

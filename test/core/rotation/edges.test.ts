@@ -172,6 +172,15 @@ describe('records that do not match the store', () => {
     });
   });
 
+  it('AWSCURRENT moved (by hand) onto the empty version RotateSecret made: finishSecret says the current version is empty', async () => {
+    await r.secrets.startRotation(SECRET_ID, 'sm-1');
+    await r.secrets.updateStage(SECRET_ID, AWSCURRENT, 'sm-1', 'tok-1');
+    await expect(runRotationStep(r.deps(), r.target, 'finishSecret', 'sm-1')).rejects.toMatchObject({
+      awsName: 'ResourceNotFoundException',
+      detail: { step: 'finishSecret', reason: 'current_version_empty' },
+    });
+  });
+
   it('Secrets Manager moving AWSCURRENT back to the previous version: that key is current again and no longer retiring', async () => {
     await rotateVendorKey(r.deps(), r.target, {}); // k2 current, k1 (tok-1) retiring
     r.clock.t = T0 + MINUTE;

@@ -331,8 +331,11 @@ describe('failures: the current key stays, the failure is recorded, the next run
       },
     });
     const before = await r.st();
+    r.audit.length = 0;
     await expect(rotateIfDue(r.deps({ state }), r.target)).rejects.toBeInstanceOf(LockLost);
     expect(await r.st()).toEqual(before);
+    // Not even an audit line saying it failed: the vendor is another run's now.
+    expect(r.audit.map((a) => a.type)).not.toContain('vendor_rotation_failed');
   });
 
   it('a failure whose record cannot be written is still answered as the original failure', async () => {
