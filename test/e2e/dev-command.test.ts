@@ -60,6 +60,12 @@ describe('tvm dev', () => {
     const endpoints = JSON.parse(readFileSync(join(data, 'endpoints.json'), 'utf8')) as Record<string, unknown>;
     expect(Object.keys(endpoints).sort()).toEqual(['adminToken', 'api', 'dynamodb', 'iam', 'identity', 'issuer', 's3', 'sts', 'vendors']);
     expect(dev.out.join('')).toContain(String(endpoints.adminToken));
+    // The banner's one-time console link: it opens the console once, and is in no file.
+    const link = new RegExp(`console\\s+(${String(endpoints.api).replace(/[.]/g, '\\.')}/console\\?code=([A-Za-z0-9_-]+))`).exec(dev.out.join(''));
+    expect(link, 'the banner prints the console link').not.toBeNull();
+    expect(readFileSync(join(data, 'endpoints.json'), 'utf8')).not.toContain(link![2]);
+    expect((await fetch(link![1], { redirect: 'manual' })).status).toBe(303);
+    expect((await fetch(link![1], { redirect: 'manual' })).status).toBe(403);
 
     const tokenFile = join(data, 'token');
     await tvm(['token', '--claim', 'team=analytics', '--out', tokenFile]);
