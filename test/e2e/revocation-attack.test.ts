@@ -4,13 +4,14 @@
  * policy and make tvm deny every session of the role. It must not work: the attacker's own
  * revocations fall back only to its own sessions (SourceIdentity + TokenIssueTime), the victim's
  * credentials keep working and its lease stays active, and the attacker runs into its rate (429
- * `throttled`). `maxLiveLeasesPerPrincipal` bounds what it can hold. Whether credentials work is
- * asked with an action the grant allows (the emulator's evaluate route), never GetCallerIdentity.
+ * `throttled`). `maxLiveLeasesPerPrincipal` bounds what it can hold. Whether credentials work is a
+ * real GetObject of an object the grant allows at the local S3 (some fifteen calls: few enough that
+ * the emulator's evaluate route is not needed here), never GetCallerIdentity.
  * To overflow quickly, another inline policy fills most of the role's 10,240-character budget.
  */
 import { PutRolePolicyCommand } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allowed, sdkCredentials } from '../helpers/evaluate.js';
+import { s3Get } from '../helpers/s3.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 const ROLE = 'arn:aws:iam::123456789012:role/tvm/shared';
@@ -29,6 +30,7 @@ leases:
   ratePerPrincipal: { vends: ${RATE}, windowSeconds: 3600 }
 local:
   devIssuer: dev
+  buckets: [{ name: reports, seed: ./local-s3/reports }]
   roles:
     ${ROLE}: { Version: "2012-10-17", Statement: [{ Effect: Allow, Action: ["s3:GetObject"], Resource: ["*"] }] }
 `;
@@ -41,7 +43,12 @@ let stack: TestStack;
 let attacker: string;
 let victim: { token: string; leaseId: string; creds: Creds };
 
-const works = (c: Creds) => allowed(stack.sts, sdkCredentials(c));
+/** A GetObject the grant allows, at the local S3: true when the object came back, false on AccessDenied. */
+async function works(c: Creds): Promise<boolean> {
+  const r = await s3Get(stack.s3, c, '/reports/analytics/q3.csv');
+  if (r.status !== 200) expect(r, 'only AccessDenied counts as a refusal').toMatchObject({ status: 403, code: 'AccessDenied' });
+  return r.status === 200;
+}
 const revoke = (leaseId: string, token: string) =>
   fetch(`${stack.api}/v1/leases/${leaseId}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${token}` } }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, any> }));
 

@@ -5,9 +5,13 @@
  * is denied, every other lease it killed is recorded revoked); sessions vended after the fallback
  * and then revoked are denied — exactly those; a pending lease left by a crash is settled; after
  * expiry the sweep empties the deny policy; a sweep that fails between pages and is rerun ends in
- * the same state. Whether credentials work is asked with an action the grant allows
- * (`s3:GetObject`, through the emulator's evaluate route): AWS answers sts:GetCallerIdentity
- * whatever the policies say.
+ * the same state. Whether credentials work is asked with an action the grant allows, never
+ * sts:GetCallerIdentity (AWS answers it whatever the policies say): a real GetObject at the local S3
+ * (AccessDenied or the object) for a sample in each step (about forty calls: a tenth of the revoked
+ * sessions, a quarter of the collateral, the first twenty sessions vended after the fallback, the
+ * crashed and a bystander session), and the emulator's evaluate route (the same policy engine over
+ * the same deny policy, a fraction of the cost) for the bulk counts: all 320 revoked, all 20
+ * collateral, all 40 later sessions.
  */
 import { GetRolePolicyCommand, IAMClient } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +19,7 @@ import { sessionNameFor, sourceIdentityFor } from '../../functions/core/lease.js
 import type { Lease, LeaseStore } from '../../functions/core/ports.js';
 import { sweepLeases } from '../../functions/core/sweep-leases.js';
 import { allowed, sdkCredentials } from '../helpers/evaluate.js';
+import { s3Get } from '../helpers/s3.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 const ROLE = 'arn:aws:iam::123456789012:role/tvm/bulk';
@@ -28,6 +33,7 @@ grants:
 policies: ./policies
 local:
   devIssuer: dev
+  buckets: [{ name: reports, seed: ./local-s3/reports }]
   roles:
     ${ROLE}: { Version: "2012-10-17", Statement: [{ Effect: Allow, Action: ["s3:GetObject"], Resource: ["*"] }] }
 `;
@@ -66,8 +72,17 @@ async function pool<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): 
   return out;
 }
 
-/** Are these credentials refused an action the grant and the role allow? */
+/** Are these credentials refused an action the grant and the role allow? (The evaluate route, for bulk counts.) */
 const denied = async (creds: Creds): Promise<boolean> => !(await allowed(stack.sts, sdkCredentials(creds)));
+
+/** The same question asked of the local S3 with a real GetObject, signed at the stack's time: AccessDenied or the object. */
+async function s3Denied(creds: Creds): Promise<boolean> {
+  const r = await s3Get(stack.s3, creds, '/reports/analytics/q3.csv', { signingDate: new Date(clock.now()) });
+  if (r.status !== 200) expect(r, 'only AccessDenied counts as a refusal').toMatchObject({ status: 403, code: 'AccessDenied' });
+  return r.status !== 200;
+}
+/** Every `step`-th item. */
+const sample = <T>(items: T[], step: number): T[] => items.filter((_, i) => i % step === 0);
 
 async function denyPolicy(): Promise<string | undefined> {
   const iam = new IAMClient({ endpoint: stack.sts, region: 'us-east-1', credentials: stack.runtime.settings.credentials, systemClockOffset: skewMs });
@@ -129,10 +144,14 @@ describe('overflow, settlement, sweep (controllable clock)', () => {
     expect(stack.logs.filter((l) => l.includes('"revocation_fallback"'))).toHaveLength(1);
     const deniedNow = await pool(revoked, 25, (v) => denied(v.creds));
     expect(deniedNow.filter((d) => !d)).toHaveLength(0);
+    const revokedSample = sample(revoked, 32);
+    expect(await pool(revokedSample, 5, (v) => s3Denied(v.creds))).toEqual(revokedSample.map(() => true));
     expect(await denyPolicy()).toContain('aws:TokenIssueTime');
     expect((await statuses(revoked.map((v) => v.leaseId))).every((s) => s === 'revoked')).toBe(true);
     // The fallback's collateral (older sessions of the role) is dead and recorded so, naming it.
     expect(await pool(collateral, 10, (v) => denied(v.creds))).toEqual(collateral.map(() => true));
+    const collateralSample = sample(collateral, 4);
+    expect(await pool(collateralSample, 5, (v) => s3Denied(v.creds))).toEqual(collateralSample.map(() => true));
     for (const v of collateral) {
       const lease = (await stack.runtime.leases.get(v.leaseId))!;
       expect(lease).toMatchObject({ status: 'revoked', revokeReason: 'fallback:role' });
@@ -144,12 +163,15 @@ describe('overflow, settlement, sweep (controllable clock)', () => {
     advance(2);
     const later = await vendMany(40, tokens);
     expect(await pool(later, 10, (v) => denied(v.creds))).toEqual(later.map(() => false));
+    expect(await s3Denied(later[0].creds)).toBe(false);
     const half = later.filter((_, i) => i % 2 === 0);
     const answers = await pool(half, 10, (v) =>
       fetch(`${stack.api}/v1/leases/${v.leaseId}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${v.token}` } }).then((r) => r.status),
     );
     expect(answers).toEqual(half.map(() => 200));
     expect(await pool(later, 10, (v) => denied(v.creds))).toEqual(later.map((_, i) => i % 2 === 0));
+    const first20 = later.slice(0, 20);
+    expect(await pool(first20, 5, (v) => s3Denied(v.creds))).toEqual(first20.map((_, i) => i % 2 === 0));
     bystanders = later.filter((_, i) => i % 2 !== 0);
     revoked.push(...half);
   }, 120_000);
@@ -180,17 +202,20 @@ describe('overflow, settlement, sweep (controllable clock)', () => {
     const c = await stack.runtime.credentials.assumeRole({ roleArn: ROLE, sessionName: lease.sessionName, sourceIdentity: lease.sourceIdentity, durationSeconds: 900, policy: '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}', tags: {} });
     crashed = { leaseId, creds: { AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, SessionToken: c.sessionToken } };
     expect(await denied(crashed.creds)).toBe(false);
+    expect(await s3Denied(crashed.creds)).toBe(false);
 
     advance(stack.runtime.config.leases.pendingTimeoutSeconds + 10);
     const { status, body } = await adminPost('/v1/admin/sweep');
     expect(status).toBe(200);
     expect(body).toMatchObject({ settled: 1, expired: 0, errors: 0, complete: true });
     expect(await denied(crashed.creds)).toBe(true);
+    expect(await s3Denied(crashed.creds)).toBe(true);
     const settled = (await stack.runtime.leases.get(leaseId))!;
     expect(settled.status).toBe('failed');
     expect(settled.events.at(-1)).toMatchObject({ type: 'settled', by: 'tvm:sweep', reason: 'pending_timeout' });
     // The session vended after the fallback is untouched by the settlement.
     expect(await denied(bystanders.at(-1)!.creds)).toBe(false);
+    expect(await s3Denied(bystanders.at(-1)!.creds)).toBe(false);
   });
 
   it('after expiry, a sweep interrupted between pages and rerun ends where an uninterrupted one would: all expired, deny policy empty', async () => {
