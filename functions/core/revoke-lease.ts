@@ -69,7 +69,11 @@ export async function recordFallbackKills(deps: RevokeDeps, roleArn: string, out
   const kind = out.fallbackKind ?? 'role';
   if (kind === 'principal' && principal === undefined) return 0;
   const cutoffMs = out.fallbackIssuedBefore * 1000;
-  const killed = (l: Lease) => l.roleArn === roleArn && (kind === 'role' || l.principal === principal) && issuedByMs(l) < cutoffMs;
+  const killed = (l: Lease) =>
+    l.roleArn === roleArn &&
+    // Stryker disable next-line ConditionalExpression: for kind principal the victims come from the store's principal query, so the principal test only repeats it
+    (kind === 'role' || l.principal === principal) &&
+    issuedByMs(l) < cutoffMs;
   const victims: Lease[] = [];
   if (kind === 'principal') {
     victims.push(...(await allLeases(deps.leases, { principal, live: true })).filter(killed));

@@ -64,11 +64,13 @@ describe('queryFor', () => {
     [{ task: 'INC-1' }, { task: 'INC-1', live: true }],
     [{ all: true as const }, { live: true }],
   ])('%j → %j', (selector, query) => {
-    expect(queryFor(CONFIG, selector)).toEqual(query);
+    expect(queryFor(CONFIG, selector)).toStrictEqual(query);
   });
 
   it.each([['dev|'], ['|alice'], ['dev alice|x'], ['dev|\u00a0'], ['devalice']])('refuses the principal %j, naming it', (principal) => {
-    expect(() => queryFor(CONFIG, { principal })).toThrow(expect.objectContaining({ code: 'invalid_request', reason: 'bad_principal', detail: { principal } }));
+    expect(() => queryFor(CONFIG, { principal })).toThrow(
+      expect.objectContaining({ code: 'invalid_request', reason: 'bad_principal', detail: { principal }, message: 'Invalid field: principal.' }),
+    );
   });
 
   it('names what it did not find', () => {
@@ -82,9 +84,11 @@ describe('revokeLeases', () => {
   it('a dry run by lease id lists a live lease and not an ended one, and writes nothing', async () => {
     const d = deps();
     const live = makeLease({ status: 'pending' }, d.clock);
+    const active = makeLease({}, d.clock);
     const ended = makeLease({ status: 'revoked' }, d.clock);
-    d.leases.put(live, ended);
+    d.leases.put(live, active, ended);
     expect(await revokeLeases(d, { leaseId: live.leaseId }, actor, { dryRun: true })).toEqual({ revoked: 0, leaseIds: [live.leaseId], fallbacks: 0, dryRun: true });
+    expect(await revokeLeases(d, { leaseId: active.leaseId }, actor, { dryRun: true })).toEqual({ revoked: 0, leaseIds: [active.leaseId], fallbacks: 0, dryRun: true });
     expect(await revokeLeases(d, { leaseId: ended.leaseId }, actor, { dryRun: true })).toEqual({ revoked: 0, leaseIds: [], fallbacks: 0, dryRun: true });
     expect(d.revoker.calls).toEqual([]);
     expect((await d.leases.get(live.leaseId))!.status).toBe('pending');
@@ -100,6 +104,15 @@ describe('revokeLeases', () => {
     const out = await revokeLeases(d, { all: true }, actor);
     expect(out).toEqual({ revoked: 1, leaseIds: [live.leaseId], fallbacks: 0 });
     expect(d.revoker.calls.map((c) => [c.roleArn, c.entries.length])).toEqual([[READ, 1]]);
+  });
+
+  it('does not list a lease that another call revoked between the page and the record', async () => {
+    const d = deps();
+    const mine = makeLease({}, d.clock);
+    const theirs = makeLease({}, d.clock);
+    d.leases.put(mine, { ...theirs, status: 'revoked' });
+    d.leases.page = async () => ({ leases: [structuredClone(mine), structuredClone(theirs)], next: undefined });
+    expect(await revokeLeases(d, { all: true }, actor)).toEqual({ revoked: 1, leaseIds: [mine.leaseId], fallbacks: 0 });
   });
 
   it('pages 100 leases at a time by default', async () => {

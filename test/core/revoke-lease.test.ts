@@ -176,7 +176,7 @@ describe('recordFallbackKills', () => {
 
   it('judges by the time STS answered (the issued event), not the request: a lease issued after the cutoff lives', async () => {
     const w = world();
-    const late = makeLease({ principal: 'dev|carol', issuedAt: iso(T0), events: [{ at: iso(T0 + 15_000), type: 'issued' }] });
+    const late = makeLease({ principal: 'dev|carol', issuedAt: iso(T0), events: [{ at: iso(T0), type: 'requested' }, { at: iso(T0 + 15_000), type: 'issued' }] });
     const pending = makeLease({ principal: 'dev|dave', status: 'pending', issuedAt: iso(T0), events: [{ at: iso(T0), type: 'requested' }] });
     w.d.leases.put(late, pending);
     await recordFallbackKills(w.d, ROLE, fallback(T0 / 1000 + 11), actor);
@@ -191,6 +191,8 @@ describe('recordFallbackKills', () => {
     const w = world();
     expect(await recordFallbackKills(w.d, ROLE, out as DenyOutcome, actor, principal)).toBe(0);
     expect(await statuses(w.d, [w.a0, w.b10, w.a20])).toEqual(['active', 'active', 'active']);
+    // Not even a listing: a principal's fallback without the principal must not read every live lease.
+    expect(w.d.leases.queries).toEqual([]);
   });
 
   it('counts only the leases it moved (one already revoked is not counted again)', async () => {

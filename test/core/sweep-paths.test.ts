@@ -88,6 +88,22 @@ describe('sweepLeases: errors name what failed', () => {
     expect(d.metrics.counts).toEqual({ SweepSettled: 0, SweepErrors: 1 });
   });
 
+  it('a failure that is not even an Error is counted and named, and the run goes on (no metrics configured)', async () => {
+    const d = setup();
+    const a = makeLease({}, d.clock);
+    const b = makeLease({}, d.clock);
+    d.leases.put(a, b);
+    d.clock.advance(901);
+    const transition = d.leases.transition.bind(d.leases);
+    d.leases.transition = async (id, ...rest) => {
+      if (id === a.leaseId) throw undefined;
+      return transition(id, ...rest);
+    };
+    const r = await sweepLeases({ clock: d.clock, leases: d.leases, revoker: d.revoker, audit: d.audit });
+    expect(r).toMatchObject({ expired: 1, errors: 1, complete: true });
+    expect(events(d, 'sweep_error')).toEqual([{ what: 'expire', error: undefined, leaseId: a.leaseId }]);
+  });
+
   it('an unreadable page ends the run incomplete, named as a page error', async () => {
     const d = setup();
     d.leases.failOn = { listDueCall: 1 };
@@ -155,10 +171,13 @@ describe('sweepLeases: settling', () => {
     d.leases.put(...ps);
     d.clock.advance(400);
     expect((await sweepLeases(d)).settled).toBe(3);
-    expect(d.revoker.calls.map((c) => [c.roleArn, c.entries.map((e) => e.kind === 'session' && e.sessionName)])).toEqual([
-      [READ, [ps[0].sessionName, ps[2].sessionName]],
-      [DEPLOY, [ps[1].sessionName]],
-    ]);
+    const calls = d.revoker.calls.map((c) => [c.roleArn, c.entries.map((e) => (e.kind === 'session' ? e.sessionName : '')).sort()] as const);
+    expect(calls.sort()).toEqual(
+      [
+        [READ, [ps[0].sessionName, ps[2].sessionName].sort()],
+        [DEPLOY, [ps[1].sessionName]],
+      ].sort(),
+    );
   });
 
   it('on a fallback: notes it for the sweep, and records the live leases it killed', async () => {
