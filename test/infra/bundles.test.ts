@@ -11,7 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, DescribeSecretCommand, GetSecretValueCommand, RotateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
@@ -23,6 +23,7 @@ import { FUNCTION_NAMES, USES_CEDAR, type FunctionName } from '../../infra/const
 import type { TvmStack } from '../../infra/tvm-stack.js';
 import { startLocalStack, TABLE, type LocalStack } from '../../local/stack.js';
 import { httpEvent } from '../helpers/events.js';
+import { s3Get } from '../helpers/s3.js';
 import { functionAsset, loadBundle, PSEUDO_REFS, type CfnTemplate, type LoadedBundle } from '../helpers/lambda-bundle.js';
 import { hasMoto, startMoto, type Moto } from '../helpers/moto.js';
 import { buildStack, FIXTURES } from './helpers.js';
@@ -198,6 +199,9 @@ describe('bundles run as Lambda runs them', () => {
     });
     const who = await sts.send(new GetCallerIdentityCommand({}));
     expect(who.Arn).toContain(':assumed-role/reports-read/');
+    // The local S3 accepts them within the session policy's prefix (the token's team) only.
+    expect(await s3Get(local.endpoints.s3, body.credentials, '/reports/analytics/q3.csv')).toMatchObject({ status: 200 });
+    expect(await s3Get(local.endpoints.s3, body.credentials, '/reports/finance/q3.csv')).toMatchObject({ status: 403, code: 'AccessDenied' });
     expect((await local.runtime.leases.get(body.leaseId))?.status).toBe('active');
     // Without a token: a decision, a 401, in the envelope.
     const refused = await vend.invoke(httpEvent('POST /v1/vend', { body: { grant: 'reports-read' } }));
@@ -245,5 +249,26 @@ describe('bundles run as Lambda runs them', () => {
       rawPath: '/v1/broker/datadog/api/v1/validate',
     });
     expect(call.result.statusCode).toBe(200);
+  });
+
+  it.runIf(withMoto)('rotate: driven the way RotateSecret drives it (an empty AWSPENDING version first), the four steps end with a tested key current', async () => {
+    const rotate = await load('rotate');
+    const sm = secretsManager();
+    const secretId = refs[Object.keys(refs).find((id) => id.includes('VendorOpenaiKey') && !id.includes('Rotation'))!];
+    // moto's RotateSecret creates the empty AWSPENDING version, as AWS does before it invokes the
+    // function; it cannot invoke this one (no such moto Lambda), so the test invokes it instead.
+    await sm.send(new RotateSecretCommand({ SecretId: secretId, RotationLambdaARN: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:tvm-rotate`, RotateImmediately: true })).catch(() => undefined);
+    const described = await sm.send(new DescribeSecretCommand({ SecretId: secretId }));
+    const pending = Object.entries(described.VersionIdsToStages ?? {}).find(([, stages]) => stages.includes('AWSPENDING'))?.[0];
+    expect(pending).toBeDefined();
+    const empty = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionId: pending })).catch((e: Error) => e);
+    expect(empty instanceof Error || !(empty as { SecretString?: string }).SecretString).toBe(true);
+    for (const Step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret']) {
+      const r = await rotate.invoke({ SecretId: secretId, ClientRequestToken: pending, Step });
+      expect({ Step, ...r }).toEqual({ Step, ok: true, result: null });
+    }
+    const current = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: AWSCURRENT }));
+    expect(current.VersionId).toBe(pending);
+    expect(JSON.parse(current.SecretString!)).toEqual({ keyId: expect.any(String), key: expect.any(String) });
   });
 });
