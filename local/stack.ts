@@ -79,6 +79,8 @@ export interface LocalStack {
   consoleUrl: string;
   /** How many STS sessions the emulator has issued (tests: "no STS call"). */
   sessionCount(): number;
+  /** The emulator's sessions of one role (tests: "this went through that role"). */
+  sessionsOf(roleArn: string): { sessionName: string; issuedAt: number }[];
   close(): Promise<void>;
 }
 
@@ -273,7 +275,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     };
     if (endpointsFile) writeJsonAtomic(endpointsFile, endpoints);
     const consoleUrl = `${server.url}/console?code=${gate.issueCode()}`;
-    return { endpoints, endpointsFile, runtime, issuer, config, metrics, console: gate, consoleUrl, sessionCount: () => emulator.sessionCount(), close };
+    return { endpoints, endpointsFile, runtime, issuer, config, metrics, console: gate, consoleUrl, sessionCount: () => emulator.sessionCount(), sessionsOf: (arn) => emulator.sessionsOf(arn), close };
   } catch (e) {
     await close();
     throw e;

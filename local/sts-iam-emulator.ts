@@ -80,6 +80,8 @@ export interface StsIamEmulator {
   close(): Promise<void>;
   /** Test helper: number of sessions currently remembered (expired ones included until pruned). */
   sessionCount(): number;
+  /** Test helper: the sessions issued for `roleArn` (name and issue time, no secrets), oldest first. */
+  sessionsOf(roleArn: string): { sessionName: string; issuedAt: number }[];
 }
 
 const STS_NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
@@ -959,6 +961,8 @@ export async function startStsIamEmulator(opts: StsIamEmulatorOptions): Promise<
     identityArn: callerArn,
     authority,
     sessionCount: () => sessions.size,
+    sessionsOf: (roleArn) =>
+      [...sessions.values()].filter((x) => x.roleArn === roleArn).map((x) => ({ sessionName: x.sessionName, issuedAt: x.issuedAt })).sort((a, b) => a.issuedAt - b.issuedAt),
     close: () =>
       new Promise<void>((resolve, reject) => {
         if (pendingWrite) persist();
