@@ -6,14 +6,21 @@
  * sessions that surely fit is one atomic update (map entries set, `version` incremented, guarded
  * by `chars`), so concurrent revocations do not even conflict; anything else (a fallback, a
  * prune, a bulk page, a merge) is a compare-and-swap on `version`, retried with jitter. Either
- * way no writer overwrites another's entry. Writing IAM is then a
- * render → put → re-read loop: a writer whose put may have overwritten a newer version sees the
- * version moved and puts again, so the last put to land always renders the latest version.
- * No lock is held, so a crash leaves nothing stuck: the next writer (or the sweep) re-renders.
+ * way no writer overwrites another's entry.
+ *
+ * IAM's PutRolePolicy is last-writer-wins with no condition, so a put rendered from an older
+ * version can land over a newer one. Writing IAM is therefore ordered through the record (see
+ * `apply`): a writer claims its put in the record's `inflight` map, which atomically hands it
+ * the state to render, waits until every put claimed before it has finished, puts, and only
+ * then marks its version applied. A put claimed later renders a later state, so once a
+ * writer's put has landed no older render can land over it: a revocation answered is in force.
+ * A writer that dies mid-put blocks the others only until its entry's deadline
+ * (`putDeadlineMs`); its put is sent, if at all, within the first third of that deadline.
  *
  * The item also sits in the sparse `due` index (partition `deny`, sort key = when its next entry
  * can be pruned), so the sweep finds prunable roles with a query, not a scan.
  */
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DeleteRolePolicyCommand,
@@ -50,13 +57,16 @@ export const DENY_DUE_SHARD = 'deny';
 const DUE_INDEX = 'due';
 const BUDGET_CACHE_MS = 60_000;
 
+/** Default `putDeadlineMs`. */
+const PUT_DEADLINE_MS = 30_000;
+const MAX_APPLY_ROUNDS = 20;
+
 interface DenyRecord {
   version: number;
+  /** IAM renders this version or a later one, and no older render can land any more. */
   appliedVersion: number;
-  /** The `putSeq` the writer of the `applied` mark read before its put. */
-  appliedSeqBase: number;
-  /** Puts that have landed (counted after each). */
-  putSeq: number;
+  /** Puts claimed and not finished: id → when claimed (epoch ms, `clock`). */
+  inflight: Record<string, { at: number }>;
   state: DenyState;
 }
 
@@ -68,6 +78,15 @@ export interface IamRoleRevokerOptions {
   /** Upper bound of one jittered backoff, ms. */
   maxBackoffMs?: number;
   random?: () => number;
+  /** Waits between attempts. @default node's timer */
+  sleep?: (ms: number) => Promise<void>;
+  /**
+   * How long a claimed IAM put may stay unfinished before the other writers treat its writer
+   * as dead, ms. A writer sends its put only within the first third of it (and aborts the call
+   * at two thirds), so a put still landing after the deadline needs IAM to hold it for more than
+   * a third of it. @default 30 s
+   */
+  putDeadlineMs?: number;
   /**
    * The IAM client for a role in another account (its revoker role's), or undefined for the
    * constructor's own client. @default every role with the own client
@@ -90,10 +109,46 @@ function mapIamError(e: unknown, roleArn: string, op: string): Error {
   return new UpstreamUnavailable('iam_failed', detail);
 }
 
+/** IAM answered (an error response): the request was refused, so it did not and will not land. */
+function isServiceAnswer(e: unknown): boolean {
+  return typeof (e as { $fault?: unknown } | undefined)?.$fault === 'string' || isNamed(e, ...IAM_ERRORS);
+}
+
+const IAM_ERRORS = [
+  'Throttling',
+  'ThrottlingException',
+  'LimitExceeded',
+  'LimitExceededException',
+  'NoSuchEntity',
+  'NoSuchEntityException',
+  'MalformedPolicyDocument',
+  'MalformedPolicyDocumentException',
+  'UnmodifiableEntity',
+  'UnmodifiableEntityException',
+  'AccessDenied',
+  'AccessDeniedException',
+];
+
+function recordOf(item: Record<string, unknown> | undefined): DenyRecord {
+  if (!item) return { version: 0, appliedVersion: 0, inflight: {}, state: emptyDenyState() };
+  return {
+    version: item.version as number,
+    appliedVersion: (item.appliedVersion as number | undefined) ?? 0,
+    inflight: (item.inflight as DenyRecord['inflight'] | undefined) ?? {},
+    state: {
+      sessions: (item.sessions as DenyState['sessions'] | undefined) ?? {},
+      sources: (item.sources as DenyState['sources'] | undefined) ?? {},
+      ...(item.fallback ? { fallback: item.fallback as DenyState['fallback'] } : {}),
+    },
+  };
+}
+
 export class IamRoleRevoker implements RoleRevoker {
   private readonly maxAttempts: number;
   private readonly maxBackoffMs: number;
   private readonly random: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly putDeadlineMs: number;
 
   constructor(
     private readonly iam: IAMClient,
@@ -104,6 +159,8 @@ export class IamRoleRevoker implements RoleRevoker {
     this.maxAttempts = options.maxAttempts ?? 200;
     this.maxBackoffMs = options.maxBackoffMs ?? 200;
     this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? ((ms) => sleep(ms));
+    this.putDeadlineMs = options.putDeadlineMs ?? PUT_DEADLINE_MS;
   }
 
   private nowEpoch(): number {
@@ -241,7 +298,7 @@ export class IamRoleRevoker implements RoleRevoker {
       await this.ddb.send(
         new PutCommand({
           TableName: this.table,
-          Item: { ...this.key(roleArn), roleArn, version: 0, appliedVersion: 0, sessions: {}, sources: {}, chars: 0 },
+          Item: { ...this.key(roleArn), roleArn, version: 0, appliedVersion: 0, inflight: {}, sessions: {}, sources: {}, chars: 0 },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
@@ -257,24 +314,13 @@ export class IamRoleRevoker implements RoleRevoker {
 
   private async read(roleArn: string): Promise<DenyRecord> {
     const out = await this.ddb.send(new GetCommand({ TableName: this.table, Key: this.key(roleArn), ConsistentRead: true }));
-    const item = out.Item;
-    if (!item) return { version: 0, appliedVersion: 0, appliedSeqBase: 0, putSeq: 0, state: emptyDenyState() };
-    return {
-      version: item.version as number,
-      appliedVersion: (item.appliedVersion as number | undefined) ?? 0,
-      appliedSeqBase: (item.appliedSeqBase as number | undefined) ?? 0,
-      putSeq: (item.putSeq as number | undefined) ?? 0,
-      state: {
-        sessions: (item.sessions as DenyState['sessions'] | undefined) ?? {},
-        sources: (item.sources as DenyState['sources'] | undefined) ?? {},
-        ...(item.fallback ? { fallback: item.fallback as DenyState['fallback'] } : {}),
-      },
-    };
+    return recordOf(out.Item);
   }
 
   /**
    * Compare-and-swap on the record: `change` answers the new state, or undefined for no change.
-   * Answers the record as it stands after the call.
+   * Answers the record as it stands after the call. It writes the deny state only: the
+   * `inflight` claims and the `applied` mark other writers update meanwhile are kept.
    */
   private async update(roleArn: string, change: (state: DenyState) => DenyState | undefined): Promise<DenyRecord> {
     for (let attempt = 1; ; attempt++) {
@@ -283,27 +329,38 @@ export class IamRoleRevoker implements RoleRevoker {
       if (!next) return current;
       const version = current.version + 1;
       const due = nextPruneAt(next);
+      const sets = [
+        'roleArn = :r',
+        'version = :nv',
+        'sessions = :sessions',
+        'sources = :sources',
+        'chars = :chars',
+        'updatedAt = :at',
+        'inflight = if_not_exists(inflight, :none)',
+      ];
+      const removes: string[] = [];
+      const values: Record<string, unknown> = {
+        ':r': roleArn,
+        ':v': current.version,
+        ':nv': version,
+        ':sessions': next.sessions,
+        ':sources': next.sources,
+        ':chars': denyPolicyChars(next),
+        ':at': new Date(this.options.clock.now()).toISOString(),
+        ':none': {},
+      };
+      if (next.fallback) sets.push('fallback = :fallback'), (values[':fallback'] = next.fallback);
+      else removes.push('fallback');
+      if (due !== undefined) sets.push('dueShard = :deny', 'dueAt = :due'), Object.assign(values, { ':deny': DENY_DUE_SHARD, ':due': due });
+      else removes.push('dueShard', 'dueAt');
       try {
         await this.ddb.send(
-          new PutCommand({
+          new UpdateCommand({
             TableName: this.table,
-            Item: {
-              ...this.key(roleArn),
-              roleArn,
-              version,
-              // Copied as read: a concurrent mark or put count lost here only makes writers re-put.
-              appliedVersion: current.appliedVersion,
-              appliedSeqBase: current.appliedSeqBase,
-              putSeq: current.putSeq,
-              sessions: next.sessions,
-              sources: next.sources,
-              ...(next.fallback ? { fallback: next.fallback } : {}),
-              chars: denyPolicyChars(next),
-              updatedAt: new Date(this.options.clock.now()).toISOString(),
-              ...(due !== undefined ? { dueShard: DENY_DUE_SHARD, dueAt: due } : {}),
-            },
+            Key: this.key(roleArn),
+            UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
             ConditionExpression: 'attribute_not_exists(pk) OR version = :v',
-            ExpressionAttributeValues: { ':v': current.version },
+            ExpressionAttributeValues: values,
           }),
         );
         return { ...current, version, state: next };
@@ -311,92 +368,179 @@ export class IamRoleRevoker implements RoleRevoker {
         if (!isNamed(e, 'ConditionalCheckFailedException')) throw e;
         if (attempt >= this.maxAttempts) throw new Throttled('deny_policy_contention', { roleArn, attempts: attempt });
         // Full jitter, growing with the attempts: contenders spread out instead of colliding again.
-        await sleep(Math.floor(this.random() * Math.min(this.maxBackoffMs, 5 * 2 ** Math.min(attempt, 10))));
+        await this.sleep(Math.floor(this.random() * Math.min(this.maxBackoffMs, 5 * 2 ** Math.min(attempt, 10))));
       }
     }
   }
 
   /**
-   * Makes IAM show at least version `version` of the record, without ever leaving an older
-   * render in place:
-   * - a writer relies on an `applied` mark (version ≥ its own, set by a writer that re-read the
-   *   record after its put and found it unchanged) — but after a put of its own, only on a mark
-   *   whose writer read `putSeq` after that put had landed (`appliedSeqBase` ≥ the writer's
-   *   `putSeq`), because only such a put is sure to land after its own, possibly stale, one;
-   * - otherwise it renders the current record and puts it again.
-   * In a burst of revocations the writers wait a jittered moment before putting again, so a few
-   * puts cover many revocations.
+   * Makes IAM render version `version` of the record or a later one, for good: when it returns,
+   * no older render can land over it any more.
+   *
+   * PutRolePolicy has no condition, so the puts are ordered through the record instead. A writer
+   * claims a put (`SET inflight.<id>`); the same update answers the record, whose state is what
+   * it will render — so a later claim renders a later (or the same) version, holding every change
+   * committed before it. The writer waits until every put claimed before it has finished (or its
+   * writer is presumed dead, past `putDeadlineMs`), puts, unregisters and marks its version
+   * applied: any put that can still land after that was claimed later, so renders at least its
+   * version. A writer whose change an earlier claim's render already holds returns on that
+   * claim's mark, without a put of its own; one that sees a claim made after its own, before its
+   * turn has come, leaves the put to that one (whose render holds its change) and waits for its
+   * mark, claiming again if that put never comes: a burst of revocations on a role costs a put or
+   * two, not one each.
    */
   private async apply(roleArn: string, version: number): Promise<void> {
-    let mySeq = 0;
-    for (let round = 0; round < 60; round++) {
-      let record = await this.read(roleArn);
-      if (record.version < version) throw new UpstreamUnavailable('deny_record_regressed', { roleArn, version, found: record.version });
-      if (record.appliedVersion >= version && record.appliedSeqBase >= mySeq) return;
-      if (mySeq > 0) {
-        await sleep(Math.floor(this.random() * Math.min(this.maxBackoffMs, 10 * 2 ** Math.min(round, 5))));
-        record = await this.read(roleArn);
-        if (record.appliedVersion >= version && record.appliedSeqBase >= mySeq) return;
+    for (let round = 0; round < MAX_APPLY_ROUNDS; round++) {
+      const current = await this.read(roleArn);
+      if (current.version < version) throw new UpstreamUnavailable('deny_record_regressed', { roleArn, version, found: current.version });
+      if (current.appliedVersion >= version) return;
+      const id = randomUUID();
+      const at = this.options.clock.now();
+      const mine = await this.claim(roleArn, id, at);
+      const before = new Set(Object.keys(mine.inflight).filter((k) => k !== id));
+      const turn = await this.awaitTurn(roleArn, version, id, at, new Set(before), before, round);
+      if (turn.outcome === 'put') {
+        try {
+          await this.write(roleArn, mine.state, at + (2 * this.putDeadlineMs) / 3 - this.options.clock.now());
+        } catch (e) {
+          // An answer from IAM means the put did not and will not land; without one (a timeout,
+          // a reset) it might still: then the claim stays until its deadline.
+          if (isServiceAnswer(e)) await this.release(roleArn, id, turn.dead);
+          if (isNamed(e, 'LimitExceeded', 'LimitExceededException')) throw e;
+          throw mapIamError(e, roleArn, renderDenyPolicy(mine.state) ? 'PutRolePolicy' : 'DeleteRolePolicy');
+        }
+        return this.settle(roleArn, id, mine.version, turn.dead);
       }
-      version = record.version;
-      await this.write(roleArn, record.state);
-      mySeq = await this.countPut(roleArn);
-      const after = await this.read(roleArn);
-      if (after.version === version) return this.markApplied(roleArn, version, record.putSeq);
-      // The record moved while we put: our put may have landed over a newer one. Loop.
+      await this.release(roleArn, id, turn.dead);
+      if (turn.outcome === 'applied') return;
+      if (turn.outcome === 'deferred' && (await this.awaitLaterPut(roleArn, version, id, before, round))) return;
+      // Too late to put safely, or the later put never came: claim again, with a fresh state.
     }
     throw new Throttled('deny_policy_contention', { roleArn, version });
   }
 
-  /** Registers a landed put; answers its sequence number. */
-  private async countPut(roleArn: string): Promise<number> {
-    const out = await this.ddb.send(
+  /** Claims a put; answers the record as of the claim (the state to render, the claims ahead). */
+  private async claim(roleArn: string, id: string, at: number): Promise<DenyRecord> {
+    const ways = [
+      { UpdateExpression: 'SET inflight.#id = :e', ConditionExpression: 'attribute_exists(inflight)', ExpressionAttributeNames: { '#id': id }, ExpressionAttributeValues: { ':e': { at } } },
+      // A record written before claims existed: start its map (unless another writer just did).
+      { UpdateExpression: 'SET inflight = :m', ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(inflight)', ExpressionAttributeValues: { ':m': { [id]: { at } } } },
+    ];
+    for (let attempt = 0; attempt < 6; attempt++) {
+      try {
+        const out = await this.ddb.send(new UpdateCommand({ TableName: this.table, Key: this.key(roleArn), ...ways[attempt % 2], ReturnValues: 'ALL_NEW' }));
+        return recordOf(out.Attributes);
+      } catch (e) {
+        if (!isNamed(e, 'ConditionalCheckFailedException')) throw e;
+      }
+    }
+    throw new UpstreamUnavailable('deny_record_missing', { roleArn });
+  }
+
+  /**
+   * Waits for this writer's turn to put: none of the puts claimed `ahead` of it still there and
+   * alive. Answers instead `applied` when a mark covers `version` first, `deferred` when a claim
+   * made after its own (not in `before`) is alive, `late` when this writer's own send window (a
+   * third of the deadline from its claim `at`) has passed; and the dead claims it saw, to clear
+   * them.
+   */
+  private async awaitTurn(
+    roleArn: string,
+    version: number,
+    id: string,
+    at: number,
+    ahead: Set<string>,
+    before: Set<string>,
+    round: number,
+  ): Promise<{ outcome: 'put' | 'applied' | 'deferred' | 'late'; dead: string[] }> {
+    const dead: string[] = [];
+    for (let poll = 0; ; poll++) {
+      if (this.options.clock.now() - at > this.putDeadlineMs / 3) return { outcome: 'late', dead };
+      if (!ahead.size) return { outcome: 'put', dead };
+      await this.pollPause(round + poll);
+      const record = await this.read(roleArn);
+      if (record.appliedVersion >= version) return { outcome: 'applied', dead };
+      const now = this.options.clock.now();
+      const alive = (k: string) => now - record.inflight[k].at <= this.putDeadlineMs;
+      if (Object.keys(record.inflight).some((k) => k !== id && !before.has(k) && alive(k))) return { outcome: 'deferred', dead };
+      for (const k of ahead) {
+        if (k in record.inflight && !alive(k)) dead.push(k);
+        if (!(k in record.inflight) || !alive(k)) ahead.delete(k);
+      }
+    }
+  }
+
+  /**
+   * After leaving the put to a later claim: waits for a mark covering `version`; answers false
+   * once no claim made after this writer's (`id`, with `before` ahead of it) is alive without one.
+   */
+  private async awaitLaterPut(roleArn: string, version: number, id: string, before: Set<string>, round: number): Promise<boolean> {
+    for (let poll = 0; poll < 1000; poll++) {
+      await this.pollPause(round + poll);
+      const record = await this.read(roleArn);
+      if (record.appliedVersion >= version) return true;
+      const now = this.options.clock.now();
+      if (!Object.entries(record.inflight).some(([k, e]) => k !== id && !before.has(k) && now - e.at <= this.putDeadlineMs)) return false;
+    }
+    return false;
+  }
+
+  /** Waiting is for a put or two, and many writers may wait: the polls thin out (full jitter). */
+  private pollPause(attempt: number): Promise<void> {
+    return this.sleep(Math.floor(this.random() * Math.min(5 * this.maxBackoffMs, 20 * 2 ** Math.min(attempt, 6))));
+  }
+
+  /** Releases a finished put and marks its version applied (a later mark is kept). */
+  private async settle(roleArn: string, id: string, version: number, dead: string[]): Promise<void> {
+    const names = Object.fromEntries([id, ...dead].map((k, i) => [`#i${i}`, k]));
+    try {
+      await this.ddb.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.key(roleArn),
+          UpdateExpression: `SET appliedVersion = :v REMOVE ${Object.keys(names).map((n) => `inflight.${n}`).join(', ')}`,
+          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(appliedVersion) OR appliedVersion < :v)',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ':v': version },
+        }),
+      );
+    } catch (e) {
+      if (!isNamed(e, 'ConditionalCheckFailedException')) throw e;
+      await this.release(roleArn, id, dead);
+    }
+  }
+
+  private async release(roleArn: string, id: string, dead: string[]): Promise<void> {
+    const names = Object.fromEntries([id, ...dead].map((k, i) => [`#i${i}`, k]));
+    await this.ddb.send(
       new UpdateCommand({
         TableName: this.table,
         Key: this.key(roleArn),
-        UpdateExpression: 'ADD putSeq :one',
+        UpdateExpression: `REMOVE ${Object.keys(names).map((n) => `inflight.${n}`).join(', ')}`,
         ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':one': 1 },
-        ReturnValues: 'UPDATED_NEW',
+        ExpressionAttributeNames: names,
       }),
     );
-    return out.Attributes!.putSeq as number;
   }
 
   private iamOf(roleArn: string): IAMClient {
     return this.options.iamFor?.(roleArn) ?? this.iam;
   }
 
-  private async write(roleArn: string, state: DenyState): Promise<void> {
+  /** Puts (or, for an empty state, deletes) the policy; the call is aborted after `withinMs`. */
+  private async write(roleArn: string, state: DenyState, withinMs: number): Promise<void> {
     const RoleName = roleNameOf(roleArn);
     const doc = renderDenyPolicy(state);
+    const options = { abortSignal: AbortSignal.timeout(Math.max(1, Math.floor(withinMs))) };
     try {
       if (doc) {
-        await this.iamOf(roleArn).send(new PutRolePolicyCommand({ RoleName, PolicyName: this.options.policyName, PolicyDocument: serializeDenyPolicy(doc) }));
+        await this.iamOf(roleArn).send(new PutRolePolicyCommand({ RoleName, PolicyName: this.options.policyName, PolicyDocument: serializeDenyPolicy(doc) }), options);
       } else {
-        await this.iamOf(roleArn).send(new DeleteRolePolicyCommand({ RoleName, PolicyName: this.options.policyName }));
+        await this.iamOf(roleArn).send(new DeleteRolePolicyCommand({ RoleName, PolicyName: this.options.policyName }), options);
       }
     } catch (e) {
       if (!doc && isNamed(e, 'NoSuchEntity', 'NoSuchEntityException')) return;
-      if (isNamed(e, 'LimitExceeded', 'LimitExceededException')) throw e;
-      throw mapIamError(e, roleArn, doc ? 'PutRolePolicy' : 'DeleteRolePolicy');
-    }
-  }
-
-  private async markApplied(roleArn: string, version: number, seqBase: number): Promise<void> {
-    try {
-      await this.ddb.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: this.key(roleArn),
-          UpdateExpression: 'SET appliedVersion = :v, appliedSeqBase = :sb',
-          ConditionExpression:
-            'attribute_exists(pk) AND (attribute_not_exists(appliedVersion) OR appliedVersion < :v OR (appliedVersion = :v AND appliedSeqBase < :sb))',
-          ExpressionAttributeValues: { ':v': version, ':sb': seqBase },
-        }),
-      );
-    } catch (e) {
-      if (!isNamed(e, 'ConditionalCheckFailedException')) throw e;
+      throw e;
     }
   }
 
