@@ -100,7 +100,7 @@ export class LogsInsightsEventSource implements EventSource {
     const wait = this.o.wait ?? ((ms) => new Promise<void>((r) => setTimeout(r, ms)));
     for (;;) {
       const out = await this.call<{ status: string; results?: { field: string; value: string }[][] }>('GetQueryResults', { queryId });
-      if (out.status === 'Complete') return this.page(out.results ?? [], q, limit, cursor);
+      if (out.status === 'Complete') return this.page(out.results ?? [], q, limit, untilMs, cursor);
       if (out.status !== 'Running' && out.status !== 'Scheduled') throw new UpstreamUnavailable('logs_query_failed', { status: out.status });
       if ((this.o.now ?? Date.now)() >= deadline) {
         await this.call('StopQuery', { queryId }).catch(() => undefined);
@@ -110,14 +110,16 @@ export class LogsInsightsEventSource implements EventSource {
     }
   }
 
-  private page(rows: { field: string; value: string }[][], q: EventQuery, limit: number, cursor?: { at: string; n: number }): EventPage {
+  private page(rows: { field: string; value: string }[][], q: EventQuery, limit: number, untilMs: number, cursor?: { at: string; n: number }): EventPage {
+    // The query's endTime is in whole seconds (rounded up): the window's end is checked here.
+    const until = new Date(untilMs).toISOString();
     const events: AuditEvent[] = [];
     for (const row of rows) {
       const message = row.find((f) => f.field === '@message')?.value;
       if (!message) continue;
       try {
         const e = toAuditEvent(JSON.parse(message.slice(message.indexOf('{'))) as Record<string, unknown>);
-        if (e && (q.type === undefined || e.type === q.type || e.name === q.type) && (q.since === undefined || e.at >= q.since)) events.push(e);
+        if (e && (q.type === undefined || e.type === q.type || e.name === q.type) && (q.since === undefined || e.at >= q.since) && e.at <= until) events.push(e);
       } catch {
         // not a JSON line
       }
