@@ -398,20 +398,31 @@ export class IamRoleRevoker implements RoleRevoker {
       const at = this.options.clock.now();
       const mine = await this.claim(roleArn, id, at);
       const before = new Set(Object.keys(mine.inflight).filter((k) => k !== id));
-      const turn = await this.awaitTurn(roleArn, version, id, at, new Set(before), before, round);
-      if (turn.outcome === 'put') {
-        try {
-          await this.write(roleArn, mine.state, at + (2 * this.putDeadlineMs) / 3 - this.options.clock.now());
-        } catch (e) {
-          // An answer from IAM means the put did not and will not land; without one (a timeout,
-          // a reset) it might still: then the claim stays until its deadline.
-          if (isServiceAnswer(e)) await this.release(roleArn, id, turn.dead);
-          if (isNamed(e, 'LimitExceeded', 'LimitExceededException')) throw e;
-          throw mapIamError(e, roleArn, renderDenyPolicy(mine.state) ? 'PutRolePolicy' : 'DeleteRolePolicy');
+      let mayLand = false;
+      let turn: Awaited<ReturnType<IamRoleRevoker['awaitTurn']>>;
+      try {
+        turn = await this.awaitTurn(roleArn, version, id, at, new Set(before), before, round);
+        if (turn.outcome === 'put') {
+          try {
+            mayLand = true;
+            await this.write(roleArn, mine.state, at + (2 * this.putDeadlineMs) / 3 - this.options.clock.now());
+          } catch (e) {
+            // An answer from IAM means the put did not and will not land; without one (a timeout,
+            // a reset) it might still: then the claim stays until its deadline.
+            mayLand = !isServiceAnswer(e);
+            if (isNamed(e, 'LimitExceeded', 'LimitExceededException')) throw e;
+            throw mapIamError(e, roleArn, renderDenyPolicy(mine.state) ? 'PutRolePolicy' : 'DeleteRolePolicy');
+          }
+          mayLand = false; // it has landed
+          return await this.settle(roleArn, id, mine.version, turn.dead);
         }
-        return this.settle(roleArn, id, mine.version, turn.dead);
+        await this.release(roleArn, id, turn.dead);
+      } catch (e) {
+        // Whatever failed (DynamoDB too), a claim whose put cannot land any more is not left to
+        // block the role's other writers until its deadline.
+        if (!mayLand) await this.release(roleArn, id, []).catch(() => undefined);
+        throw e;
       }
-      await this.release(roleArn, id, turn.dead);
       if (turn.outcome === 'applied') return;
       if (turn.outcome === 'deferred' && (await this.awaitLaterPut(roleArn, version, id, before, round))) return;
       // Too late to put safely, or the later put never came: claim again, with a fresh state.
@@ -455,7 +466,8 @@ export class IamRoleRevoker implements RoleRevoker {
   ): Promise<{ outcome: 'put' | 'applied' | 'deferred' | 'late'; dead: string[] }> {
     const dead: string[] = [];
     for (let poll = 0; ; poll++) {
-      if (this.options.clock.now() - at > this.putDeadlineMs / 3) return { outcome: 'late', dead };
+      // (The poll bound matters only to a clock that does not move: a test's.)
+      if (this.options.clock.now() - at > this.putDeadlineMs / 3 || poll >= 200) return { outcome: 'late', dead };
       if (!ahead.size) return { outcome: 'put', dead };
       await this.pollPause(round + poll);
       const record = await this.read(roleArn);
