@@ -129,6 +129,7 @@ const PLAIN: [string, string][] = [
   ['deny_policy_contention', 'too many concurrent writers on the role\'s deny policy; retry'],
   ['deny_policy_no_room', 'the role\'s other inline policies leave no room even for the fallback deny'],
   ['deny_record_regressed', 'the role\'s deny record moved backwards (another writer); refused'],
+  ['deny_record_missing', 'the role\'s deny record disappeared while its policy was being written; refused'],
   ['deny_failed', 'the deny-policy write on the role failed'],
   ['record_failed', 'the session was denied on the role but the lease record could not be updated'],
   ['internal', 'an internal error (the function log has the stack under this request id)'],
