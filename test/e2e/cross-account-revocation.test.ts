@@ -48,6 +48,14 @@ when { principal.issuer == "dev" && principal.claims has team };`;
 
 let stack: TestStack;
 
+/** POST /v1/admin/revoke for one lease, with the stack's admin token. */
+const adminRevoke = (leaseId: string, reason: string) =>
+  fetch(`${stack.api}/v1/admin/revoke`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ leaseId, reason }),
+  });
+
 beforeAll(async () => {
   stack = await startTestStack({ yaml: crossAccountConfig(), policies: policies() });
 }, 120_000);
@@ -65,11 +73,7 @@ describe('revocation of a grant in another account', () => {
     expect(await s3Get(stack.s3, creds, '/reports/analytics/q3.csv')).toMatchObject({ status: 200 });
     expect(stack.stack.sessionsOf(REVOKER)).toEqual([]);
 
-    const res = await fetch(`${stack.api}/v1/admin/revoke`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ leaseId: vended.body.leaseId, reason: 'cross-account test' }),
-    });
+    const res = await adminRevoke(vended.body.leaseId, 'cross-account test');
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ revoked: 1, leaseIds: [vended.body.leaseId] });
 
@@ -84,11 +88,7 @@ describe('revocation of a grant in another account', () => {
     const vended = await stack.vend({ grant: 'x-reports' });
     const creds = vended.body.credentials;
     expect(await s3Get(stack.s3, creds, '/reports/analytics/q3.csv')).toMatchObject({ status: 200 });
-    const res = await fetch(`${stack.api}/v1/admin/revoke`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ leaseId: vended.body.leaseId, reason: 'again' }),
-    });
+    const res = await adminRevoke(vended.body.leaseId, 'again');
     expect(res.status).toBe(200);
     expect(await s3Get(stack.s3, creds, '/reports/analytics/q3.csv')).toMatchObject({ status: 403, code: 'AccessDenied' });
     expect(stack.stack.sessionsOf(REVOKER)).toHaveLength(1);

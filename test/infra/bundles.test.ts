@@ -123,6 +123,17 @@ function sourcesOf(name: FunctionName): string[] {
   return (JSON.parse(readFileSync(join(assetDir(name), 'index.js.map'), 'utf8')) as { sources: string[] }).sources;
 }
 
+/** Secrets Manager's four steps on `token`, as it invokes the rotation Lambda; then `token` holds the current, tested key. */
+async function fourSteps(rotate: LoadedBundle, secretId: string, token: string): Promise<void> {
+  for (const Step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret']) {
+    const r = await rotate.invoke({ SecretId: secretId, ClientRequestToken: token, Step });
+    expect({ Step, ...r }).toEqual({ Step, ok: true, result: null });
+  }
+  const current = await secretsManager().send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: AWSCURRENT }));
+  expect(current.VersionId).toBe(token);
+  expect(JSON.parse(current.SecretString!)).toEqual({ keyId: expect.any(String), key: expect.any(String) });
+}
+
 const token = (sub: string) => local.issuer.mint({ sub, claims: { team: 'analytics' } });
 const bearer = async (sub: string) => ({ authorization: `Bearer ${await token(sub)}` });
 
@@ -232,16 +243,9 @@ describe('bundles run as Lambda runs them', () => {
 
   it.runIf(withMoto)('rotate: the four steps against moto Secrets Manager, then the broker bundle uses the new key', async () => {
     const rotate = await load('rotate');
-    const sm = secretsManager();
     const secretId = refs[Object.keys(refs).find((id) => id.includes('VendorDatadogKey') && !id.includes('Rotation'))!];
     const pending = randomUUID();
-    for (const Step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret']) {
-      const r = await rotate.invoke({ SecretId: secretId, ClientRequestToken: pending, Step });
-      expect({ Step, ...r }).toEqual({ Step, ok: true, result: null });
-    }
-    const current = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: AWSCURRENT }));
-    expect(current.VersionId).toBe(pending);
-    expect(JSON.parse(current.SecretString!)).toEqual({ keyId: expect.any(String), key: expect.any(String) });
+    await fourSteps(rotate, secretId, pending);
 
     const broker = await load('broker');
     const call = await broker.invoke({
@@ -263,12 +267,6 @@ describe('bundles run as Lambda runs them', () => {
     expect(pending).toBeDefined();
     const empty = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionId: pending })).catch((e: Error) => e);
     expect(empty instanceof Error || !(empty as { SecretString?: string }).SecretString).toBe(true);
-    for (const Step of ['createSecret', 'setSecret', 'testSecret', 'finishSecret']) {
-      const r = await rotate.invoke({ SecretId: secretId, ClientRequestToken: pending, Step });
-      expect({ Step, ...r }).toEqual({ Step, ok: true, result: null });
-    }
-    const current = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: AWSCURRENT }));
-    expect(current.VersionId).toBe(pending);
-    expect(JSON.parse(current.SecretString!)).toEqual({ keyId: expect.any(String), key: expect.any(String) });
+    await fourSteps(rotate, secretId, pending!);
   });
 });
