@@ -190,6 +190,7 @@ describe('brokerRequest: what reaches the vendor', () => {
       timeoutMs: 7000,
       maxResponseBytes: MAX_BROKER_ANSWER_BYTES,
     });
+    expect(Object.keys(w.sent[0].headers)).not.toContain('accept-language');
   });
 
   it('the answer limit is what fits a 6 MB Lambda answer once base64-encoded', () => {
@@ -386,6 +387,11 @@ describe('isAllowed: more shapes', () => {
   ])('%s %s → %s', (method, path, want) => {
     expect(isAllowed(allow, method, path)).toBe(want);
   });
+  it('a longer prefix before /* must match segment by segment', () => {
+    expect(isAllowed(['GET /a/b/*'], 'GET', '/a/b/c')).toBe(true);
+    expect(isAllowed(['GET /a/b/*'], 'GET', '/a/c/d')).toBe(false);
+    expect(isAllowed(['GET /a/b/*'], 'GET', '/x/b/d')).toBe(false);
+  });
   it('an empty allow-list allows nothing', () => {
     expect(isAllowed([], 'GET', '/')).toBe(false);
   });
@@ -424,6 +430,9 @@ describe('keyForms and redact: edges', () => {
   it('no key: no forms, nothing redacted', () => {
     expect(keyForms('')).toEqual([]);
     expect(redact(Buffer.from('abc'), ['', 'zz']).toString()).toBe('abc');
+  });
+  it('a three-byte key gives its four-character base64 run', () => {
+    expect(keyForms('abc')).toContain('YWJj');
   });
   it('a short key gives no base64 fragment shorter than 4 characters', () => {
     const forms = keyForms('ab');

@@ -274,3 +274,73 @@ describe('runScheduledRotations: busy means another rotation holds the lock, not
     expect(await runScheduledRotations([r.vendor], () => ({ deps: r.deps({ secrets }), target: r.target }))).toEqual([{ vendor: 'acme', outcome: 'failed', reason: 'secrets_throttled' }]);
   });
 });
+
+describe('survivors of the mutation run, pinned', () => {
+  it('a first rotation over the placeholder a new key secret starts with: nothing to retire', async () => {
+    const r = rig();
+    await r.secrets.putValue(SECRET_ID, 'seed', NOT_CONFIGURED, [AWSCURRENT]);
+    expect(await rotateIfDue(r.deps(), r.target)).toMatchObject({ outcome: 'rotated', keyId: 'k1', previousKeyId: undefined });
+    expect(await r.versions()).toEqual({ seed: [AWSPREVIOUS], 'tok-1': [AWSCURRENT] });
+    expect((await r.st()).retiring).toEqual([]);
+  });
+
+  it('retirement with the placeholder current revokes what is due', async () => {
+    const r = rig();
+    await r.secrets.putValue(SECRET_ID, 'seed', NOT_CONFIGURED, [AWSCURRENT]);
+    const old = r.keys.plant('tvm-acme-old');
+    const run = new Run(r.deps(), r.target, { vendor: 'acme', retiring: [{ keyId: old, versionId: 'v0', revokeAfter: iso(T0 - HOUR) }], unresolved: [], events: [] });
+    await r.state.acquire('acme', run.deps.owner, T0, T0 + HOUR);
+    await revokeRetired(run, false);
+    expect(run.revoked).toEqual([old]);
+  });
+
+  it('dropping the current key from the retiring list keeps the others', async () => {
+    const r = await seeded();
+    const st = await r.st();
+    const later = { keyId: 'k9', versionId: 'v9', revokeAfter: iso(T0 + HOUR) };
+    const run = new Run(r.deps(), r.target, { ...st, retiring: [{ keyId: 'k1', versionId: 'tok-1', revokeAfter: iso(T0 - HOUR) }, later] });
+    await r.state.acquire('acme', run.deps.owner, T0, T0 + HOUR);
+    await revokeRetired(run, false);
+    expect(run.st.retiring).toEqual([later]);
+    await r.state.release('acme', run.deps.owner);
+    // settle does the same before any rotation
+    await patch(r, { retiring: [{ keyId: 'k1', versionId: 'tok-1', revokeAfter: iso(T0 - HOUR) }, later] });
+    await rotateIfDue(r.deps(), r.target);
+    expect((await r.st()).retiring).toEqual([later]);
+  });
+
+  it('two lost rotations at a vendor that cannot list are both kept as unresolved', async () => {
+    const q = await seeded({ listable: false });
+    const a = { token: 'a', keyName: 'tvm-acme-a', startedAt: iso(T0) };
+    const b = { token: 'b', keyName: 'tvm-acme-b', startedAt: iso(T0) };
+    await patch(q, { inflight: a });
+    await rotateIfDue(q.deps(), q.target);
+    await patch(q, { inflight: b });
+    await rotateIfDue(q.deps(), q.target);
+    expect((await q.st()).unresolved).toEqual([a, b]);
+  });
+
+  it('a pending key with no record of its rotation that the vendor rejects is rolled back', async () => {
+    const r = await seeded();
+    await runRotationStep(r.deps(), r.target, 'createSecret', 'sm-1');
+    await patch(r, { inflight: undefined });
+    r.keys.fail('test', new KeyRejected(401));
+    await expect(rotateIfDue(r.deps(), r.target)).rejects.toBeInstanceOf(KeyRejected);
+    expect((await r.versions())['sm-1']).toEqual([]);
+  });
+
+  it('finishing the version already current clears a recorded failure', async () => {
+    const r = await seeded();
+    await patch(r, { lastError: { at: iso(T0), step: 'createSecret', reason: 'vendor_500' } });
+    await r.secrets.updateStage(SECRET_ID, AWSPENDING, 'tok-1', undefined);
+    await rotateIfDue(r.deps(), r.target);
+    expect((await r.st()).lastError).toBeUndefined();
+  });
+
+  it('finishSecret’s refusals name Secrets Manager’s exception', async () => {
+    const r = await seeded();
+    await expect(runRotationStep(r.deps(), r.target, 'finishSecret', 'nope')).rejects.toMatchObject({ awsName: 'ResourceNotFoundException' });
+    await r.secrets.startRotation(SECRET_ID, 'sm-1');
+    await expect(runRotationStep(r.deps(), r.target, 'finishSecret', 'sm-1')).rejects.toMatchObject({ awsName: 'ResourceNotFoundException', detail: { reason: 'pending_version_empty' } });
+  });
+});
