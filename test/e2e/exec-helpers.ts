@@ -10,19 +10,7 @@ import type { TestStack } from '../helpers/stack.js';
 
 export const BIN = resolve('cli/bin.mjs');
 
-/** A clean environment for the CLI and CMD: no AWS configuration of this machine leaks in. */
-export function cleanEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    PATH: process.env.PATH ?? '',
-    HOME: home,
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_DEFAULT_REGION: 'us-east-1',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    ...extra,
-  };
-}
+export { cleanEnv } from '../helpers/s3.js';
 
 export interface Ran {
   code: number | null;

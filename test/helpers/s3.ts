@@ -57,19 +57,29 @@ export async function s3Get(
   });
 }
 
-/** `aws s3 cp s3://<bucket/key> -` with these credentials: the object's text, or the CLI's error. */
-export async function awsS3Cp(endpoint: string, c: VendedCredentials, s3Uri: string, home = '/tmp'): Promise<{ ok: boolean; stdout: string; stderr: string }> {
-  const env = {
+/** A clean environment for the CLI and CMD: no AWS configuration of this machine leaks in. */
+export function cleanEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
     PATH: process.env.PATH ?? '',
     HOME: home,
     AWS_CONFIG_FILE: '/dev/null',
     AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
     AWS_EC2_METADATA_DISABLED: 'true',
     AWS_DEFAULT_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: c.AccessKeyId,
-    AWS_SECRET_ACCESS_KEY: c.SecretAccessKey,
-    AWS_SESSION_TOKEN: c.SessionToken,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    ...extra,
   };
+}
+
+/** The AWS CLI's environment with these credentials and nothing of this machine's AWS configuration. */
+export function credentialEnv(home: string, c: VendedCredentials): Record<string, string> {
+  return cleanEnv(home, { AWS_ACCESS_KEY_ID: c.AccessKeyId, AWS_SECRET_ACCESS_KEY: c.SecretAccessKey, AWS_SESSION_TOKEN: c.SessionToken });
+}
+
+/** `aws s3 cp s3://<bucket/key> -` with these credentials: the object's text, or the CLI's error. */
+export async function awsS3Cp(endpoint: string, c: VendedCredentials, s3Uri: string, home = '/tmp'): Promise<{ ok: boolean; stdout: string; stderr: string }> {
+  const env = credentialEnv(home, c);
+
   const out = await run('aws', ['s3', 'cp', s3Uri, '-', '--endpoint-url', endpoint], { env, timeout: 90_000 }).catch((e) => e);
   return { ok: !out.code && !out.killed, stdout: String(out.stdout ?? ''), stderr: String(out.stderr ?? '') };
 }

@@ -5,6 +5,7 @@
  * answers (as in AWS), expiry ends them (the stack's controllable clock), and `aws:SourceIp` is the
  * TCP peer (127.0.0.1 and 127.0.0.2 are both loopback).
  */
+import { credentialEnv } from '../helpers/s3.js';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -78,17 +79,7 @@ async function vend(grant: string, team = 'analytics', sub = `agent-${team}`): P
 }
 
 function awsEnv(c: Creds): Record<string, string> {
-  return {
-    PATH: process.env.PATH ?? '',
-    HOME: home,
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_DEFAULT_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: c.AccessKeyId,
-    AWS_SECRET_ACCESS_KEY: c.SecretAccessKey,
-    AWS_SESSION_TOKEN: c.SessionToken,
-  };
+  return credentialEnv(home, c);
 }
 
 /** The AWS CLI against the local S3 (or, for `sts`, the local STS). */
