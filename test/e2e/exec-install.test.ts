@@ -1,8 +1,9 @@
 /**
  * The `tvm` a user installs from a clone, as the README shows (`npm install -g .`, here into a
  * temporary prefix so the machine's global npm is untouched), used from a folder outside the
- * repository: `credential_process` in an AWS config, and `tvm exec`. And no doc or example tells a
- * user to run `npx tvm` (outside the repository it runs an unrelated public package).
+ * repository: `credential_process` in an AWS config, and `tvm exec` (an S3 read the grant allows,
+ * then the lease revoked). And no doc or example tells a user to run `npx tvm` (outside the
+ * repository it runs an unrelated public package).
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { needTool } from '../helpers/tools.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
-import { cleanEnv, leasesOf } from './exec-helpers.js';
+import { ALLOWED_KEY, ALLOWED_TEXT, cleanEnv, leasesOf } from './exec-helpers.js';
 
 const run = promisify(execFile);
 const REPO = resolve('.');
@@ -68,14 +69,14 @@ describe.skipIf(!needTool('aws', 'credential_process with the installed tvm'))('
     expect(who.stdout.trim()).toBe(`arn:aws:sts::123456789012:assumed-role/reports-read/tvm-${leases[0].leaseId}`);
   });
 
-  it('runs `tvm exec` from a folder outside the repository', async () => {
+  it('runs `tvm exec` from a folder outside the repository: the AWS CLI reads the allowed object, the lease is revoked at exit', async () => {
     const tokenFile = join(outside, 'token-exec');
     writeFileSync(tokenFile, await stack.mintToken({ team: 'analytics' }, { sub: 'installed-exec', ttlSeconds: 3600 }));
-    const ran = await run('tvm', ['exec', '--grant', 'reports-read', '--endpoint', stack.api, '--token-file', tokenFile, '--', 'aws', 'sts', 'get-caller-identity', '--endpoint-url', stack.sts, '--query', 'Arn', '--output', 'text'], {
+    const ran = await run('tvm', ['exec', '--grant', 'reports-read', '--endpoint', stack.api, '--token-file', tokenFile, '--', 'aws', 's3', 'cp', `s3://${ALLOWED_KEY}`, '-', '--endpoint-url', stack.s3], {
       cwd: outside,
       env: env(),
     });
-    expect(ran.stdout.trim()).toMatch(/assumed-role\/reports-read\/tvm-L/);
+    expect(ran.stdout).toBe(ALLOWED_TEXT);
     expect((await leasesOf(stack, 'installed-exec')).map((l) => l.status)).toEqual(['revoked']);
   });
 });
