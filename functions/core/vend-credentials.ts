@@ -9,6 +9,7 @@ import { sessionNameFor, sourceIdentityFor } from './lease.js';
 import { allLeases } from './lease-pages.js';
 import { principalOf, requireAllow } from './decision.js';
 import type { AuditRecord, AuthzRequest, Clock, CredentialIssuer, IdGenerator, IssuedCredentials, Lease, LeaseStore, PolicyEngine, RateLimiter, RequestContext } from './ports.js';
+import type { RememberingRateLimiter } from './full-windows.js';
 import { renderSessionPolicy, renderSessionTags } from './render-session-policy.js';
 import type { VerifiedToken } from './verify-token.js';
 
@@ -19,8 +20,8 @@ export interface VendDeps {
   credentials: CredentialIssuer;
   clock: Clock;
   ids: IdGenerator;
-  /** The per-principal vend rate (`leases.ratePerPrincipal`). */
-  rates: RateLimiter;
+  /** The per-principal vend rate (`leases.ratePerPrincipal`); one that remembers full windows lets a known-throttled principal be refused before STS. */
+  rates: RateLimiter & Partial<Pick<RememberingRateLimiter, 'knownFull'>>;
 }
 
 export interface VendRequest {
@@ -65,7 +66,7 @@ export function vendAuthzRequest(who: Pick<VerifiedToken, 'issuer' | 'iss' | 'su
 /**
  * What one principal may make tvm do: its vend rate (all grants), then its live leases on the
  * grant (`maxLiveLeasesPerPrincipal`). Checked after the policy decision, so a caller no policy
- * permits learns nothing from a 429.
+ * permits learns nothing from a 429, and before the pending write, so a throttled vend leaves no lease.
  * @throws Throttled `principal_rate` or `max_live_leases`.
  */
 export async function checkLimits(deps: VendDeps, principal: string, grant: GrantConfig): Promise<void> {
@@ -98,11 +99,11 @@ export async function vendCredentials(deps: VendDeps, request: VendRequest, reco
   const decision = deps.policy.decide(vendAuthzRequest(who, grant.name, durationSeconds, request.context, request.sourceIp));
   record.decision = decision.policyIds;
   requireAllow(decision);
-  try {
-    await checkLimits(deps, who.principal, grant);
-  } catch (e) {
-    // Fail closed: limits that cannot be read refuse the vend, as 503 (not 500) with why.
-    throw e instanceof TvmError ? e : new UpstreamUnavailable('limits_unavailable', { error: (e as Error).message });
+  // A principal this instance already saw over its rate in this window is refused before any
+  // round trip or STS call (the window stays full until it ends: exact, see full-windows.ts).
+  const { vends, windowSeconds } = deps.config.leases.ratePerPrincipal;
+  if (deps.rates.knownFull?.(`vend#${who.principal}`, windowSeconds, Math.floor(deps.clock.now() / 1000))) {
+    throw new Throttled('principal_rate', { principal: who.principal, vends, windowSeconds, known: true });
   }
 
   const leaseId = deps.ids.leaseId();
@@ -135,12 +136,20 @@ export async function vendCredentials(deps: VendDeps, request: VendRequest, reco
     ttl: Math.floor(nowMs / 1000) + durationSeconds + deps.config.leases.retentionDays * 86400,
     events: [{ at: issuedAt, type: 'requested', by: who.principal }],
   };
-  // The pending write and AssumeRole are independent, so they run concurrently: two round trips
-  // instead of three. The rule "no credentials leave without an active lease" is kept by the
-  // activation below, which happens before anything is returned: credentials from a vend whose
-  // pending write failed never leave tvm (a session nobody holds), and are only dropped.
-  const [pending, issued] = await Promise.allSettled([
-    deps.leases.createPending(lease),
+  // Two round trips, not four: the store's side (the limits, then the pending write) and
+  // AssumeRole are independent, so they run concurrently, and the activation follows. The rule "no
+  // credentials leave without an active lease" is kept by the activation, which happens before
+  // anything is returned: credentials from a vend whose limits refused it or whose pending write
+  // failed never leave tvm (a session nobody holds) and are only dropped. A throttled vend writes
+  // no lease; its AssumeRole is the price of not waiting for the count (once per window and
+  // instance: after that the window is known full, above).
+  const limits = checkLimits(deps, who.principal, grant).catch((e: Error) => {
+    // Fail closed: limits that cannot be read refuse the vend, as 503 (not 500) with why.
+    throw e instanceof TvmError ? e : new UpstreamUnavailable('limits_unavailable', { error: e.message });
+  });
+  const [limited, pending, issued] = await Promise.allSettled([
+    limits,
+    limits.then(() => deps.leases.createPending(lease)),
     deps.credentials.assumeRole({
       roleArn: grant.roleArn,
       sessionName: lease.sessionName,
@@ -150,6 +159,11 @@ export async function vendCredentials(deps: VendDeps, request: VendRequest, reco
       tags,
     }),
   ]);
+  if (limited.status === 'rejected') {
+    // The session STS made for it (if any) is dropped unheld; the refusal's audit event says so.
+    if (issued.status === 'fulfilled') record.stsIssued = true;
+    throw limited.reason;
+  }
   if (pending.status === 'rejected') {
     const e = pending.reason as Error;
     throw e instanceof TvmError ? e : new UpstreamUnavailable('lease_store_unavailable', { error: e.message, stsIssued: issued.status === 'fulfilled' });

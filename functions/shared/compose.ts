@@ -13,6 +13,7 @@ import type { TvmConfig } from '../core/config.js';
 import type { Audit, Clock, KeyResolver, LeaseStore, RateLimiter, ReplayGuard } from '../core/ports.js';
 import { DynamoLeaseStore } from '../adapters/dynamodb-lease-store.js';
 import { DynamoRateLimiter } from '../adapters/dynamodb-rate-limiter.js';
+import { rememberFullWindows, type RememberingRateLimiter } from '../core/full-windows.js';
 import { DynamoReplayGuard } from '../adapters/dynamodb-replay-guard.js';
 import { createJwksKeyResolver, type JwksOptions } from '../adapters/jwks-keys.js';
 import { DEFAULT_DENY_POLICY_NAME } from './env.js';
@@ -64,8 +65,8 @@ export interface TokenParts {
 
 export interface LeaseParts {
   leases: LeaseStore;
-  /** The per-principal vend rate's counters (the same table). */
-  rates: RateLimiter;
+  /** The per-principal vend rate's counters (the same table), remembering windows found full. */
+  rates: RememberingRateLimiter;
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
@@ -110,7 +111,7 @@ export function tokenParts(base: Base): TokenParts {
 export function leaseParts(base: Base): LeaseParts {
   return {
     leases: new DynamoLeaseStore(base.ddb, base.table, { pendingTimeoutSeconds: base.config.leases.pendingTimeoutSeconds }),
-    rates: new DynamoRateLimiter(base.ddb, base.table),
+    rates: rememberFullWindows(new DynamoRateLimiter(base.ddb, base.table)),
   };
 }
 

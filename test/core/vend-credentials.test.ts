@@ -20,6 +20,7 @@ import type {
   PolicyEngine,
 } from '../../functions/core/ports.js';
 import { cedarContext, vendCredentials, type VendDeps, type VendRequest } from '../../functions/core/vend-credentials.js';
+import { rememberFullWindows } from '../../functions/core/full-windows.js';
 import type { VerifiedToken } from '../../functions/core/verify-token.js';
 
 const FIXED = Date.UTC(2027, 0, 15, 8, 0, 0);
@@ -384,13 +385,54 @@ describe('what one principal can make tvm do (checkLimits)', () => {
     ...over,
   });
 
-  it('refuses 429 principal_rate when the window is full: no STS call, no lease; asks with the principal and the configured window', async () => {
+  it('refuses 429 principal_rate when the window is full: no lease, the session STS made is dropped and said so; asks with the principal and the configured window', async () => {
     const asked: unknown[][] = [];
     deps.rates = { take: async (...args) => (asked.push(args), false) };
-    expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'throttled', reason: 'principal_rate' });
+    const record: Record<string, unknown> = {};
+    expect(await refusal(vendCredentials(deps, request(), record))).toEqual({ code: 'throttled', reason: 'principal_rate' });
     expect(asked).toEqual([['vend#dev|agent-1', 1000, 60, FIXED / 1000]]);
-    expect(sts.calls).toHaveLength(0);
+    // The count is not waited for before AssumeRole (it runs beside it): the session exists, unheld.
+    expect(sts.calls).toHaveLength(1);
+    expect(record.stsIssued).toBe(true);
     expect(leases.leases.size).toBe(0);
+  });
+
+  it('refuses a principal known to be over its rate in this window before any round trip or STS call', async () => {
+    const asked: unknown[][] = [];
+    const store = { take: async (...args: unknown[]) => (asked.push(args), false) };
+    deps.rates = rememberFullWindows(store);
+    expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'throttled', reason: 'principal_rate' });
+    expect([asked.length, sts.calls.length]).toEqual([1, 1]);
+    const record: Record<string, unknown> = {};
+    expect(await refusal(vendCredentials(deps, request(), record))).toEqual({ code: 'throttled', reason: 'principal_rate' });
+    expect([asked.length, sts.calls.length, leases.leases.size]).toEqual([1, 1, 0]);
+    expect(record.stsIssued).toBeUndefined();
+    // Another principal is asked for as usual.
+    const other = { ...who, principal: 'dev|agent-2', sub: 'agent-2' };
+    expect(await refusal(vendCredentials(deps, request({ who: other })))).toEqual({ code: 'throttled', reason: 'principal_rate' });
+    expect([asked.length, sts.calls.length]).toEqual([2, 2]);
+  });
+
+  it('runs the limits beside AssumeRole and writes the pending lease only once they pass', async () => {
+    let release!: (ok: boolean) => void;
+    const gate = new Promise<boolean>((r) => (release = r));
+    deps.rates = { take: () => gate };
+    const vend = vendCredentials(deps, request());
+    await new Promise((r) => setImmediate(r));
+    // AssumeRole was asked while the count had not answered; no lease yet.
+    expect([sts.calls.length, leases.leases.size]).toEqual([1, 0]);
+    release(true);
+    const { lease } = await vend;
+    expect(lease.status).toBe('active');
+    expect(leases.leases.get(LEASE)?.status).toBe('active');
+  });
+
+  it('refuses 503 limits_unavailable when the count cannot be read (fail closed): no lease, nothing returned', async () => {
+    deps.rates = { take: async () => { throw new Error('connect ECONNREFUSED 127.0.0.1:8000'); } };
+    const record: Record<string, unknown> = {};
+    expect(await refusal(vendCredentials(deps, request(), record))).toEqual({ code: 'upstream_unavailable', reason: 'limits_unavailable' });
+    expect(leases.leases.size).toBe(0);
+    expect(record.stsIssued).toBe(true);
   });
 
   it('answers 403 before 429: a caller no policy permits learns nothing from the limits', async () => {
@@ -410,8 +452,10 @@ describe('what one principal can make tvm do (checkLimits)', () => {
       live('Lotherprincipal', { principal: 'dev|agent-2' }),
     ])
       leases.leases.set(l.leaseId, l);
+    const before = leases.leases.size;
     expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'throttled', reason: 'max_live_leases' });
-    expect(sts.calls).toHaveLength(0);
+    // No pending lease was written for it (its AssumeRole ran beside the count and is dropped).
+    expect(leases.leases.size).toBe(before);
     leases.leases.delete('Lpending');
     const { lease } = await vendCredentials(deps, request());
     expect(lease.status).toBe('active');

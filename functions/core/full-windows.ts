@@ -1,0 +1,46 @@
+/**
+ * What a rate limiter may remember without asking its store again. The per-principal rate is a
+ * fixed-window counter: once a window has answered "full" it stays full until it ends (its count
+ * only grows), so remembering that answer is exact, not an estimate. The vend uses it to refuse a
+ * principal that is known to be over its rate before it calls STS (the rate check otherwise runs
+ * beside AssumeRole, see vend-credentials.ts), and the store is not asked again in that window.
+ */
+import type { RateLimiter } from './ports.js';
+
+/** The start of the fixed window of `windowSeconds` that holds `nowEpoch` (the limiter's own rule). */
+export function windowStart(nowEpoch: number, windowSeconds: number): number {
+  return Math.floor(nowEpoch / windowSeconds) * windowSeconds;
+}
+
+export interface RememberingRateLimiter extends RateLimiter {
+  /** True when `key`'s window holding `nowEpoch` already answered full here. */
+  knownFull(key: string, windowSeconds: number, nowEpoch: number): boolean;
+}
+
+/**
+ * Wraps `limiter` so a full window is remembered until it ends. At most `maxWindows` are kept (the
+ * oldest remembered is forgotten first): forgetting one costs a round trip, never a wrong answer.
+ */
+export function rememberFullWindows(limiter: RateLimiter, maxWindows = 10_000): RememberingRateLimiter {
+  /** `key#windowStart` → the window's end (epoch seconds), in the order they were remembered. */
+  const full = new Map<string, number>();
+  const id = (key: string, windowSeconds: number, nowEpoch: number) => `${key}#${windowStart(nowEpoch, windowSeconds)}`;
+  // The id names one window, so a later instant outside it never matches: no end check needed.
+  const knownFull = (key: string, windowSeconds: number, nowEpoch: number): boolean => full.has(id(key, windowSeconds, nowEpoch));
+  return {
+    knownFull,
+    async take(key, max, windowSeconds, nowEpoch) {
+      if (knownFull(key, windowSeconds, nowEpoch)) return false;
+      const taken = await limiter.take(key, max, windowSeconds, nowEpoch);
+      if (!taken) {
+        full.set(id(key, windowSeconds, nowEpoch), windowStart(nowEpoch, windowSeconds) + windowSeconds);
+        for (const [k, end] of full) {
+          // Windows that have ended are forgotten first, then the oldest while over the bound.
+          if (full.size <= maxWindows && end > nowEpoch) break;
+          full.delete(k);
+        }
+      }
+      return taken;
+    },
+  };
+}
