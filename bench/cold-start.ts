@@ -80,7 +80,8 @@ function runOnce(dir: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promis
     const t0 = now();
     // BENCH_CPU_PROF_DIR: write a CPU profile of each child there (to see where a cold start goes).
     const prof = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
-    const child = spawn(process.execPath, [...prof, join(dir, '..', 'harness.cjs')], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const flags = (process.env.BENCH_COLD_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    const child = spawn(process.execPath, [...prof, ...flags, join(dir, '..', 'harness.cjs')], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let settled = false;
@@ -88,20 +89,23 @@ function runOnce(dir: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promis
       child.kill('SIGKILL');
       if (!settled) ((settled = true), reject(new Error(`cold start: no answer within ${timeoutMs} ms; stderr: ${err.slice(0, 500)}`)));
     }, timeoutMs);
+    // The wall time is taken at the answer; the run ends when the child has exited. The next run
+    // must not start while this one still runs: after its answer a child goes on compiling the
+    // wasm in the background (V8 tiers Cedar's hot functions up) for ~300 ms, and a next child
+    // started beside it measured its boot 3× and its require 1.6× slower on this 2-core machine.
+    let answered: { wall: number; child: Record<string, number> } | undefined;
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const line = out.split('\n').find((l) => l.startsWith('BENCH '));
-      if (line && !settled) {
-        settled = true;
-        const wall = now() - t0;
-        clearTimeout(timer);
-        resolve({ wall, child: JSON.parse(line.slice(6)) });
-      }
+      if (line && !answered) answered = { wall: now() - t0, child: JSON.parse(line.slice(6)) };
     });
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('exit', (code) => {
       clearTimeout(timer);
-      if (!settled) ((settled = true), reject(new Error(`cold start: child exited ${code}; stderr: ${err.slice(0, 500)}`)));
+      if (settled) return;
+      settled = true;
+      if (answered) resolve(answered);
+      else reject(new Error(`cold start: child exited ${code} without an answer; stderr: ${err.slice(0, 500)}`));
     });
   });
 }
