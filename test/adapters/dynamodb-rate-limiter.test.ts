@@ -47,4 +47,9 @@ describe('DynamoRateLimiter', () => {
     const item = (await ddb.send(new GetCommand({ TableName: TABLE, Key: { pk: `rate#vend#dev|d#${T}` } }))).Item;
     expect(item).toEqual({ pk: `rate#vend#dev|d#${T}`, count: 1, ttl: T + 60 + 3600 });
   });
+
+  it('a store fault is thrown, not answered as a full window (the caller refuses with 503, not 429)', async () => {
+    const missing = new DynamoRateLimiter(ddb, 'no-such-table');
+    await expect(missing.take('vend#dev|e', 3, 60, T)).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+  });
 });

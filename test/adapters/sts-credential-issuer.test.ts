@@ -174,6 +174,8 @@ describe('faults through aws-sdk-client-mock', () => {
     ['RequestTimeout', 'upstream_timeout', 'sts_timeout', 504],
     ['AbortError', 'upstream_timeout', 'sts_timeout', 504],
     ['AccessDenied', 'access_denied', 'sts_access_denied', 403],
+    ['AccessDeniedException', 'access_denied', 'sts_access_denied', 403],
+    ['PackedPolicyTooLarge', 'invalid_request', 'packed_policy_too_large', 400],
     ['PackedPolicyTooLargeException', 'invalid_request', 'packed_policy_too_large', 400],
     ['ExpiredTokenException', 'upstream_unavailable', 'sts_failed', 503],
     ['InternalFailure', 'upstream_unavailable', 'sts_failed', 503],
@@ -192,7 +194,10 @@ describe('faults through aws-sdk-client-mock', () => {
   ])('an answer with %s → upstream_unavailable', async (_name, answer) => {
     mock.reset();
     mock.on(AssumeRoleCommand).resolves(answer as never);
-    expect(await refusal(new StsCredentialIssuer(sts).assumeRole(input()))).toEqual({ code: 'upstream_unavailable', reason: 'sts_no_credentials', status: 503 });
+    const refused = new StsCredentialIssuer(sts).assumeRole(input());
+    expect(await refusal(refused)).toEqual({ code: 'upstream_unavailable', reason: 'sts_no_credentials', status: 503 });
+    // the log names the role whose answer was empty
+    expect(((await refused.catch((e: unknown) => e)) as TvmError).detail).toEqual({ roleArn: ROLE });
   });
 
   it('sends the role, session name, source identity, duration, policy and tags as given', async () => {
@@ -215,5 +220,8 @@ describe('faults through aws-sdk-client-mock', () => {
     const e = mapStsError(named('Throttling'), ROLE) as TvmError;
     expect(e.detail).toEqual({ roleArn: ROLE, stsError: 'Throttling' });
     expect(mapStsError(undefined, ROLE)).toMatchObject({ code: 'upstream_unavailable', reason: 'sts_failed' });
+    // an error STS did not name: no invented name; its message is kept for the log
+    expect((mapStsError(new Error('socket hang up'), ROLE) as TvmError).detail).toEqual({ roleArn: ROLE, stsError: 'Error', message: 'socket hang up' });
+    expect((mapStsError({ message: 'no name' }, ROLE) as TvmError).detail).toEqual({ roleArn: ROLE, stsError: '', message: 'no name' });
   });
 });

@@ -3,7 +3,7 @@
  * preparsed once, deny by default, forbid wins, absent context values tested with `has`.
  */
 import { describe, expect, it } from 'vitest';
-import { claimNames, createCedarPolicyEngine, validatePolicies } from '../../functions/adapters/cedar-policy.js';
+import { cedarSchema, claimNames, createCedarPolicyEngine, validatePolicies } from '../../functions/adapters/cedar-policy.js';
 import type { ConfigProblem } from '../../functions/core/config.js';
 import type { AuthzRequest } from '../../functions/core/ports.js';
 import { splitCedar } from '../../functions/shared/load-config.js';
@@ -177,13 +177,57 @@ describe('decisions', () => {
   });
 
   it('two engines keep their own policy sets', () => {
+    // both built here, in the test (an engine built at import would be built before Stryker activates a mutant)
+    const first = createCedarPolicyEngine({ cedar: policies() });
     const other = createCedarPolicyEngine({ cedar: policies(`@id("all") permit (principal, action, resource);`) });
     expect(other.decide(req({ claims: {} })).policyIds).toEqual(['all']);
+    expect(first.decide(req({ claims: {} })).allow).toBe(false);
     expect(engine.decide(req({ claims: {} })).allow).toBe(false);
   });
 
-  it('refuses to build from policies that do not parse', () => {
+  it('refuses to build from policies that do not parse, with each of Cedar’s reasons', () => {
     expect(() => createCedarPolicyEngine({ cedar: [{ id: 'bad', file: 'x.cedar', text: 'permit (principal, action, resource) when {' }] })).toThrow();
+    expect(() =>
+      createCedarPolicyEngine({
+        cedar: [
+          { id: 'x', file: 'x.cedar', text: 'permit (principal, action, resource) when {' },
+          { id: 'y', file: 'y.cedar', text: 'forbid (' },
+        ],
+      }),
+    ).toThrow(/^Cedar policies do not parse: failed to parse policy with id `[xy]`[^;]*; failed to parse policy with id `[xy]`/);
+  });
+
+  it('the principal is the Cedar entity Tvm::Workload::"<issuer>|<sub>"', () => {
+    const byId = createCedarPolicyEngine({ cedar: policies(`@id("one") permit (principal == Tvm::Workload::"dev|agent-1", action, resource);`) });
+    expect(byId.decide(req({})).allow).toBe(true);
+    expect(byId.decide(req({ issuer: 'ci' })).allow).toBe(false);
+  });
+
+  it('a source IP that is not a string is an erroring policy, not an IP (deny, naming the policy)', () => {
+    const d = engine.decide(req({ resource: { type: 'Grant', id: 'office' }, context: { durationSeconds: 900, sourceIp: 167772161 } }));
+    expect(d.allow).toBe(false);
+    expect(d.policyIds).toEqual(['office-network-only']);
+  });
+
+  it('a malformed request context denies with Cedar’s reasons as text', () => {
+    const d = engine.decide(req({ resource: { type: 'Grant', id: 'office' }, context: { durationSeconds: 900, sourceIp: 'not-an-ip' } }));
+    expect(d.errors.length).toBeGreaterThan(0);
+    for (const m of d.errors) expect(m).toMatch(/\S/);
+  });
+
+  it('a sensitivity outside the four levels is left out of the context; a known one (or a non-string) is kept', () => {
+    const open = createCedarPolicyEngine({ cedar: policies(`@id("unlabelled") permit (principal, action, resource) when { !(context has sensitivity) };`) });
+    const allow = (sensitivity: unknown) => open.decide(req({ context: { durationSeconds: 900, sensitivity } })).allow;
+    expect(allow('top-secret')).toBe(true);
+    expect(allow('internal')).toBe(false);
+    expect(allow(3)).toBe(false);
+    expect(allow(undefined)).toBe(true);
+  });
+});
+
+describe('cedarSchema', () => {
+  it('with no claim names declares an empty claims record', () => {
+    expect(cedarSchema()).toContain('type Claims = {  };');
   });
 });
 
@@ -202,5 +246,43 @@ describe('claimNames', () => {
 describe('validatePolicies', () => {
   it('accepts the policies above with no problems', () => {
     expect(validatePolicies({ cedar: policies() }).problems).toEqual([]);
+  });
+
+  const one = (text: string) => validatePolicies({ cedar: [{ id: 'p', file: 'policies/p.cedar', text }] });
+  const VEND = 'permit (principal, action == Tvm::Action::"vend", resource)';
+
+  it('a policy that does not parse is a problem naming its file and id, and nothing is validated further', () => {
+    const out = validatePolicies({
+      cedar: [
+        { id: 'p', file: 'policies/p.cedar', text: 'permit (principal, action, resource) when {' },
+        { id: 'q', file: 'policies/q.cedar', text: `${VEND} when { context.nope == "x" };` },
+      ],
+    });
+    expect(out).toEqual({ problems: [{ file: 'policies/p.cedar', path: '@id("p")', message: expect.stringMatching(/^Cedar: failed to parse policy with id `p`/) }], notes: [] });
+  });
+
+  it('a validation error is a problem quoting the offending text', () => {
+    expect(one(`${VEND} when { context.nope == "x" };`)).toEqual({
+      problems: [{ file: 'policies/p.cedar', path: '@id("p")', message: expect.stringMatching(/^Cedar: .*`nope`.* \(at 'context\.nope'\)$/) }],
+      notes: [],
+    });
+  });
+
+  it('a claim used as a non-string is a note (checked at request time), not a problem', () => {
+    expect(one(`${VEND} when { principal.claims has level && principal.claims.level >= 3 };`)).toEqual({
+      problems: [],
+      notes: [`policies/p.cedar: @id("p"): 'principal.claims.level' uses a token claim as a non-string; claim types differ per issuer, so this is checked at request time, not here`],
+    });
+  });
+
+  it('an impossible policy is a problem; another warning is a note', () => {
+    expect(one(`${VEND} when { 1 == 2 };`)).toEqual({
+      problems: [{ file: 'policies/p.cedar', path: '@id("p")', message: expect.stringMatching(/^Cedar: .*impossible/) }],
+      notes: [],
+    });
+    expect(one(`${VEND} when { principal.sub == "p\u0430ypal" };`)).toEqual({
+      problems: [],
+      notes: [expect.stringMatching(/^policies\/p\.cedar: @id\("p"\): .*mixed scripts/)],
+    });
   });
 });

@@ -4,6 +4,7 @@
  * Nothing here restates the schema: change the construct and these tests follow it.
  */
 import { CreateTableCommand, type DynamoDBClient, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { App } from 'aws-cdk-lib';
 import { loadConfig } from '../../functions/shared/load-config.js';
 import { TvmStack } from '../../infra/tvm-stack.js';
@@ -19,15 +20,25 @@ interface CfnTableProps {
 
 let cached: CfnTableProps | undefined;
 
-/** The table's properties from the synthesized template (bundling skipped). */
+/**
+ * The table's properties from the synthesized template (bundling skipped). With
+ * `TVM_INFRA_TABLE_CACHE` (scripts/mutation.mjs sets a fresh file per run: Stryker re-runs a test
+ * file per mutant, and the synth costs 10–60 s each time) the first synth is kept in that file.
+ */
 export function infraTableProps(): CfnTableProps {
   if (cached) return cached;
+  const cacheFile = process.env.TVM_INFRA_TABLE_CACHE;
+  if (cacheFile && existsSync(cacheFile)) {
+    cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as CfnTableProps;
+    return cached;
+  }
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   new TvmStack(app, 'Tvm', { config: loadConfig(FIXTURE_CONFIG), functionsDir: STUB_FUNCTIONS });
   const template = app.synth().getStackByName('Tvm').template as { Resources: Record<string, { Type: string; Properties: CfnTableProps }> };
   const tables = Object.values(template.Resources).filter((r) => r.Type === 'AWS::DynamoDB::Table');
   if (tables.length !== 1) throw new Error(`expected one AWS::DynamoDB::Table in the stack, found ${tables.length}`);
   cached = tables[0].Properties;
+  if (cacheFile) writeFileSync(cacheFile, JSON.stringify(cached));
   return cached;
 }
 

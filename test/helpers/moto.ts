@@ -1,6 +1,10 @@
 /**
  * moto (`moto_server`), an AWS emulator nobody here wrote, on a free loopback port: the
  * independent reference tvm's adapters are checked against. One server per test file.
+ *
+ * With `TVM_MOTO_ENDPOINT` set (scripts/mutation.mjs: one moto_server for a whole Stryker run, whose
+ * test files run one at a time), `startMoto()` resets that server instead of starting one, so each
+ * file still begins with an empty moto; its `close()` leaves the server running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -31,7 +35,18 @@ async function freePort(): Promise<number> {
   });
 }
 
+async function resetMoto(endpoint: string): Promise<void> {
+  const res = await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
+  if (!res.ok) throw new Error(`moto reset answered ${res.status}`);
+}
+
 export async function startMoto(): Promise<Moto> {
+  const shared = process.env.TVM_MOTO_ENDPOINT;
+  if (shared) {
+    if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(shared)) throw new Error(`TVM_MOTO_ENDPOINT must be http://127.0.0.1:PORT, not ${shared}`);
+    await resetMoto(shared);
+    return { endpoint: shared, reset: () => resetMoto(shared), close: async () => {} };
+  }
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
@@ -57,10 +72,7 @@ export async function startMoto(): Promise<Moto> {
   }
   return {
     endpoint,
-    async reset() {
-      const res = await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
-      if (!res.ok) throw new Error(`moto reset answered ${res.status}`);
-    },
+    reset: () => resetMoto(endpoint),
     close: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

@@ -1,0 +1,215 @@
+#!/usr/bin/env node
+// npm run test:mutation [-- --group=a,b] [-- --list] [-- --summary] [-- <stryker options, e.g. --force>]
+//
+// StrykerJS over functions/core and functions/adapters, one group of files at a time, each group with
+// its own committed incremental file reports/stryker/<group>.json (docs/testing.md, docs/mutation/).
+// Groups keep a run's result even when a later group does not finish: Stryker writes its incremental
+// file only at the end of a run. On a clean clone a rerun re-tests only the mutants whose source or
+// covering tests changed. Concurrency 1: a run is one core's work for a long time.
+//
+// Each group names the files it mutates and the test files allowed to kill them (`--testFiles`); the
+// folders of those tests become TVM_MUTATION_TESTS for vitest.mutation.config.ts.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+
+export const GROUPS = {
+  // docs/mutation/core-main.md (test/core)
+  'core-main': {
+    mutate: [
+      'revoke-lease', 'sweep-leases', 'revoke-bulk', 'lease-pages', 'decision', 'check-config',
+      'deny-policy', 'audit-events', 'explain', 'vend-credentials', 'verify-token',
+    ].map((f) => `functions/core/${f}.ts`),
+    testFiles: ['test/core/**/*.test.ts'],
+  },
+  // docs/mutation/core-main.md, the files it did not re-run (pure, their own tests in test/core)
+  'core-other': {
+    mutate: ['config', 'lease', 'render-session-policy', 'ports'].map((f) => `functions/core/${f}.ts`),
+    testFiles: ['test/core/**/*.test.ts'],
+  },
+  // docs/mutation/core-rotation.md (the pure tests of the vendor-key files)
+  'core-rotation': {
+    mutate: [
+      'functions/core/rotation/**/*.ts', 'functions/core/rotate-vendor-key.ts', 'functions/core/vendor-config.ts',
+      'functions/core/vendor-ports.ts', 'functions/core/errors.ts', 'functions/core/broker-request.ts',
+    ],
+    testFiles: [
+      'test/core/rotation/**/*.test.ts', 'test/core/errors.test.ts', 'test/core/vendor-config.test.ts',
+      'test/core/broker-use-case.test.ts', 'test/core/broker-request.test.ts',
+    ],
+  },
+  // docs/mutation/adapters.md
+  'adapters-small': {
+    mutate: ['dynamodb-replay-guard', 'dynamodb-rate-limiter', 'sts-credential-issuer', 'jwks-keys'].map(adapter),
+    testFiles: [
+      'dynamodb-replay-guard', 'moto-replay-guard', 'dynamodb-rate-limiter', 'sts-credential-issuer', 'jwks-keys',
+    ].map(adapterTest),
+  },
+  'adapters-leases': {
+    mutate: ['dynamodb-lease-store', 'random-ids'].map(adapter),
+    testFiles: ['dynamodb-lease-store', 'lease-store-paging', 'moto-lease-store'].map(adapterTest),
+  },
+  'adapters-secrets': {
+    mutate: ['local-secret-store', 'secrets-manager-store', 'dynamodb-vendor-state'].map(adapter),
+    testFiles: ['local-secret-store', 'moto-secrets-manager', 'dynamodb-vendor-state'].map(adapterTest),
+  },
+  'adapters-vendors': {
+    mutate: ['http-vendor', 'openai-vendor', 'datadog-vendor'].map(adapter),
+    testFiles: ['http-vendor', 'openai-vendor', 'datadog-vendor', 'moto-secrets-manager'].map(adapterTest),
+  },
+  'adapters-logs': {
+    mutate: ['logs-insights-event-source'].map(adapter),
+    testFiles: ['moto-logs-insights'].map(adapterTest),
+  },
+  'adapters-cedar': {
+    mutate: ['cedar-policy'].map(adapter),
+    testFiles: ['test/core/cedar-policy.test.ts', 'test/core/config.test.ts', adapterTest('cedar-wasm-deopt')],
+  },
+  'adapters-revoker': {
+    mutate: ['iam-role-revoker', 'cross-account-iam'].map(adapter),
+    testFiles: ['iam-role-revoker', 'iam-role-revoker-protocol', 'moto-iam-role-revoker'].map(adapterTest),
+  },
+};
+
+function adapter(name) {
+  return `functions/adapters/${name}.ts`;
+}
+function adapterTest(name) {
+  return `test/adapters/${name}.test.ts`;
+}
+
+export const incrementalFileOf = (group) => `reports/stryker/${group}.json`;
+
+/** Per-file counts from a group's incremental file (the committed result). */
+export function summarize(group) {
+  const file = incrementalFileOf(group);
+  if (!existsSync(file)) return [];
+  const { files } = JSON.parse(readFileSync(file, 'utf8'));
+  return Object.entries(files).map(([name, { mutants }]) => {
+    const count = (s) => mutants.filter((m) => m.status === s).length;
+    const row = {
+      file: name, killed: count('Killed'), survived: count('Survived'), noCoverage: count('NoCoverage'),
+      timeout: count('Timeout'), ignored: count('Ignored'), errors: count('CompileError') + count('RuntimeError'),
+    };
+    const valid = row.killed + row.timeout + row.survived + row.noCoverage;
+    return { ...row, score: valid === 0 ? null : (100 * (row.killed + row.timeout)) / valid };
+  });
+}
+
+function printSummary(groups) {
+  const total = { killed: 0, timeout: 0, survived: 0, noCoverage: 0 };
+  const folders = {};
+  for (const group of groups) {
+    for (const r of summarize(group)) {
+      const folder = r.file.split('/').slice(0, 2).join('/');
+      folders[folder] ??= { killed: 0, timeout: 0, survived: 0, noCoverage: 0 };
+      for (const k of Object.keys(total)) folders[folder][k] += r[k];
+      const score = r.score === null ? 'n/a' : `${r.score.toFixed(1)} %`;
+      console.log(`${group.padEnd(17)} ${r.file.padEnd(48)} killed ${r.killed} survived ${r.survived} ` +
+        `no-coverage ${r.noCoverage} timeout ${r.timeout}  ${score}`);
+    }
+  }
+  for (const [folder, c] of Object.entries(folders)) {
+    const valid = c.killed + c.timeout + c.survived + c.noCoverage;
+    console.log(`${folder}: ${(valid ? (100 * (c.killed + c.timeout)) / valid : 0).toFixed(1)} % ` +
+      `(${c.killed + c.timeout} of ${valid} killed or timed out)`);
+  }
+}
+
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+/**
+ * One moto_server for every group (test/helpers/moto.ts resets it for each test file): a server
+ * per test file per mutant costs its ~30 s start each time, more than most mutants' tests.
+ */
+async function startSharedMoto() {
+  const endpoint = `http://127.0.0.1:${await freePort()}`;
+  const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', endpoint.split(':')[2]], {
+    stdio: 'ignore',
+    env: { ...process.env, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
+  });
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`moto_server exited (${child.exitCode})`);
+    try {
+      if ((await fetch(`${endpoint}/moto-api/`)).ok) return { endpoint, close: () => child.kill('SIGTERM') };
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`moto_server did not start on ${endpoint}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const usesMoto = (testFiles) =>
+  testFiles.some((t) => !t.includes('*') && existsSync(t) && readFileSync(t, 'utf8').includes('startMoto('));
+
+const run = (cmd, args, env) =>
+  new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: 'inherit', env });
+    child.once('exit', (code, signal) => resolve(code ?? signal));
+  });
+
+async function main(argv) {
+  const groupArg = argv.find((a) => a.startsWith('--group='));
+  const selected = groupArg ? groupArg.slice('--group='.length).split(',') : Object.keys(GROUPS);
+  const unknown = selected.filter((g) => !(g in GROUPS));
+  if (unknown.length) {
+    console.error(`unknown group(s): ${unknown.join(', ')}; groups: ${Object.keys(GROUPS).join(', ')}`);
+    return 2;
+  }
+  if (argv.includes('--list')) {
+    for (const g of selected) console.log(`${g}: ${GROUPS[g].mutate.join(' ')}\n  tests: ${GROUPS[g].testFiles.join(' ')}`);
+    return 0;
+  }
+  if (argv.includes('--summary')) {
+    printSummary(selected);
+    return 0;
+  }
+  const passThrough = argv.filter((a) => !a.startsWith('--group='));
+  let moto;
+  if (selected.some((g) => usesMoto(GROUPS[g].testFiles)) && !process.env.TVM_MOTO_ENDPOINT) {
+    moto = await startSharedMoto();
+    console.log(`moto_server for this run: ${moto.endpoint}`);
+  }
+  // test/helpers/infra-table.ts: the stack's table synthesized once per run, not once per mutant
+  const scratch = mkdtempSync(join(tmpdir(), 'tvm-mutation-'));
+  const infraTableCache = join(scratch, 'infra-table.json');
+  let failed = 0;
+  for (const group of selected) {
+    const { mutate, testFiles } = GROUPS[group];
+    const folders = [...new Set(testFiles.map((t) => t.split('/')[1]))];
+    const args = [
+      'stryker', 'run', 'stryker.config.json', '--concurrency', '1', '--incremental',
+      '--incrementalFile', incrementalFileOf(group), '--mutate', mutate.join(','), '--testFiles', testFiles.join(','),
+      ...passThrough,
+    ];
+    console.log(`\n== ${group}: TVM_MUTATION_TESTS=${folders.join(',')} npx ${args.join(' ')}`);
+    const status = await run('npx', args, {
+      ...process.env, TVM_MUTATION_TESTS: folders.join(','), TVM_INFRA_TABLE_CACHE: infraTableCache, ...(moto ? { TVM_MOTO_ENDPOINT: moto.endpoint } : {}),
+    });
+    if (status !== 0) {
+      console.error(`== ${group}: stryker exited ${status}`);
+      failed += 1;
+    }
+  }
+  moto?.close();
+  rmSync(scratch, { recursive: true, force: true });
+  printSummary(selected);
+  return failed ? 1 : 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = await main(process.argv.slice(2));
