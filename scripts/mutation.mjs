@@ -20,7 +20,7 @@ export const GROUPS = {
   'core-main': {
     mutate: [
       'revoke-lease', 'sweep-leases', 'revoke-bulk', 'lease-pages', 'decision', 'check-config',
-      'deny-policy', 'audit-events', 'explain', 'vend-credentials', 'verify-token',
+      'deny-policy', 'audit-events', 'explain', 'vend-credentials', 'verify-token', 'full-windows',
     ].map((f) => `functions/core/${f}.ts`),
     testFiles: ['test/core/**/*.test.ts'],
   },

@@ -22,10 +22,11 @@ export interface RememberingRateLimiter extends RateLimiter {
  * oldest remembered is forgotten first): forgetting one costs a round trip, never a wrong answer.
  */
 export function rememberFullWindows(limiter: RateLimiter, maxWindows = 10_000): RememberingRateLimiter {
-  /** `key#windowStart` → the window's end (epoch seconds), in the order they were remembered. */
-  const full = new Map<string, number>();
+  /** `key#windowStart` of each window seen full, oldest first (a Set keeps insertion order). */
+  const full = new Set<string>();
   const id = (key: string, windowSeconds: number, nowEpoch: number) => `${key}#${windowStart(nowEpoch, windowSeconds)}`;
-  // The id names one window, so a later instant outside it never matches: no end check needed.
+  // The id names one window, so a later instant outside it never matches: no end check is needed,
+  // and an ended window is only memory until the bound pushes it out.
   const knownFull = (key: string, windowSeconds: number, nowEpoch: number): boolean => full.has(id(key, windowSeconds, nowEpoch));
   return {
     knownFull,
@@ -33,11 +34,10 @@ export function rememberFullWindows(limiter: RateLimiter, maxWindows = 10_000): 
       if (knownFull(key, windowSeconds, nowEpoch)) return false;
       const taken = await limiter.take(key, max, windowSeconds, nowEpoch);
       if (!taken) {
-        full.set(id(key, windowSeconds, nowEpoch), windowStart(nowEpoch, windowSeconds) + windowSeconds);
-        for (const [k, end] of full) {
-          // Windows that have ended are forgotten first, then the oldest while over the bound.
-          if (full.size <= maxWindows && end > nowEpoch) break;
-          full.delete(k);
+        full.add(id(key, windowSeconds, nowEpoch));
+        for (const oldest of full) {
+          if (full.size <= maxWindows) break;
+          full.delete(oldest);
         }
       }
       return taken;

@@ -404,7 +404,8 @@ describe('what one principal can make tvm do (checkLimits)', () => {
     expect(await refusal(vendCredentials(deps, request()))).toEqual({ code: 'throttled', reason: 'principal_rate' });
     expect([asked.length, sts.calls.length]).toEqual([1, 1]);
     const record: Record<string, unknown> = {};
-    expect(await refusal(vendCredentials(deps, request(), record))).toEqual({ code: 'throttled', reason: 'principal_rate' });
+    const known = await vendCredentials(deps, request(), record).catch((e: TvmError) => e);
+    expect([(known as TvmError).reason, (known as TvmError).detail]).toEqual(['principal_rate', { principal: 'dev|agent-1', vends: 1000, windowSeconds: 60, known: true }]);
     expect([asked.length, sts.calls.length, leases.leases.size]).toEqual([1, 1, 0]);
     expect(record.stsIssued).toBeUndefined();
     // Another principal is asked for as usual.
@@ -433,6 +434,11 @@ describe('what one principal can make tvm do (checkLimits)', () => {
     expect(await refusal(vendCredentials(deps, request(), record))).toEqual({ code: 'upstream_unavailable', reason: 'limits_unavailable' });
     expect(leases.leases.size).toBe(0);
     expect(record.stsIssued).toBe(true);
+    // Both down: the limits' refusal, and no session was made to drop.
+    sts.error = new Error('connect ECONNREFUSED 127.0.0.1:8788');
+    const both: Record<string, unknown> = {};
+    expect(await refusal(vendCredentials(deps, request(), both))).toEqual({ code: 'upstream_unavailable', reason: 'limits_unavailable' });
+    expect([both.stsIssued, leases.leases.size]).toEqual([undefined, 0]);
   });
 
   it('answers 403 before 429: a caller no policy permits learns nothing from the limits', async () => {
