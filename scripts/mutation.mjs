@@ -61,7 +61,7 @@ export const GROUPS = {
   },
   'adapters-logs': {
     mutate: ['logs-insights-event-source'].map(adapter),
-    testFiles: ['moto-logs-insights'].map(adapterTest),
+    testFiles: ['moto-logs-insights', 'logs-insights-wire'].map(adapterTest),
   },
   'adapters-cedar': {
     mutate: ['cedar-policy'].map(adapter),

@@ -2,8 +2,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DatadogVendorKeys } from '../../functions/adapters/datadog-vendor.js';
 import { fetchVendorHttp } from '../../functions/adapters/http-vendor.js';
+import type { TvmError } from '../../functions/core/errors.js';
 import type { VendorConfig } from '../../functions/core/vendor-config.js';
 import { DatadogFake } from '../../local/vendor-fakes/datadog.js';
+import { type AnsweringServer, json, refusal, startAnsweringServer } from '../helpers/answering-server.js';
 
 let fake: DatadogFake;
 let vendor: VendorConfig;
@@ -73,5 +75,109 @@ describe('DatadogVendorKeys', () => {
   it('400 on a malformed create → VendorRefused', async () => {
     fake.fail('create', 400);
     await expect(adapter().create('n')).rejects.toMatchObject({ name: 'VendorRefused', status: 400 });
+  });
+});
+
+/** Datadog's answers tvm must read right, from a loopback vendor that answers what each test sets. */
+describe('DatadogVendorKeys against exact answers', () => {
+  let srv: AnsweringServer;
+  beforeAll(async () => {
+    srv = await startAnsweringServer();
+  });
+  afterAll(() => srv.close());
+  beforeEach(() => {
+    srv.seen.length = 0;
+  });
+  const SECRET = JSON.stringify({ apiKey: 'api', applicationKey: 'app' });
+  const dd = () => new DatadogVendorKeys({ ...vendor, baseUrl: `${srv.url}//` }, async () => SECRET, fetchVendorHttp());
+
+  it('create: 201 or 200 with data.id and data.attributes.key; the base URL’s trailing slashes dropped', async () => {
+    for (const status of [201, 200]) {
+      srv.answer = json(status, { data: { id: 'id1', attributes: { key: 'k1' } } });
+      expect(await dd().create('tvm-x')).toEqual({ keyId: 'id1', key: 'k1' });
+    }
+    expect(srv.seen[0]).toMatchObject({ method: 'POST', url: '/api/v2/api_keys' });
+    expect(JSON.parse(srv.seen[0].body)).toEqual({ data: { type: 'api_keys', attributes: { name: 'tvm-x' } } });
+    expect(srv.seen[0].headers).toMatchObject({ 'dd-api-key': 'api', 'dd-application-key': 'app' });
+  });
+
+  it('create: an answer without a string id and key is malformed', async () => {
+    for (const data of [{ attributes: { key: 'k1' } }, { id: '', attributes: { key: 'k1' } }, { id: 5, attributes: { key: 'k1' } }, { id: 'i' }, { id: 'i', attributes: { key: '' } }, { id: 'i', attributes: { key: 7 } }]) {
+      srv.answer = json(201, { data });
+      expect(await refusal(dd().create('n'))).toMatchObject({ reason: 'vendor_answer_malformed', detail: { vendor: 'datadog', operation: 'create' } });
+    }
+  });
+
+  it('Datadog’s error list becomes the vendor’s words (strings only, joined, at most 200 characters)', async () => {
+    for (const [body, words] of [
+      [{ errors: ['bad', 3, 'worse'] }, 'bad; worse'],
+      [{ errors: ['x'.repeat(300)] }, 'x'.repeat(200)],
+      [{ errors: 'not a list' }, undefined],
+      [{}, undefined],
+    ] as const) {
+      srv.answer = json(400, body);
+      expect(await refusal(dd().create('n'))).toMatchObject({ name: 'VendorRefused', operation: 'create', status: 400, vendorMessage: words });
+    }
+  });
+
+  it.each(['create', 'test', 'revoke', 'list'] as const)('%s: a 500 names the vendor and the operation for the log', async (op) => {
+    srv.answer = json(500, {});
+    const a = dd();
+    const call = op === 'create' ? a.create('n') : op === 'test' ? a.test({ keyId: 'i', key: 'k' }) : op === 'revoke' ? a.revoke('i') : a.list('n');
+    expect((await refusal(call)).detail).toEqual({ vendor: 'datadog', operation: op, status: 500 });
+  });
+
+  it('test: 200 {valid: true} passes; 200 without it, 401 and 403 are KeyRejected; another status VendorRefused', async () => {
+    srv.answer = json(200, { valid: true });
+    await dd().test({ keyId: 'i', key: 'the-key' });
+    expect(srv.seen[0]).toMatchObject({ method: 'GET', url: '/api/v1/validate' });
+    expect(srv.seen[0].headers['dd-api-key']).toBe('the-key');
+    for (const [status, body] of [[200, { valid: false }], [200, {}], [401, {}], [403, {}]] as const) {
+      srv.answer = json(status, body);
+      expect(await refusal(dd().test({ keyId: 'i', key: 'k' }))).toMatchObject({ name: 'KeyRejected', status });
+    }
+    srv.answer = json(404, { errors: ['gone'] });
+    expect(await refusal(dd().test({ keyId: 'i', key: 'k' }))).toMatchObject({ name: 'VendorRefused', operation: 'test', status: 404, vendorMessage: 'gone' });
+  });
+
+  it('revoke: 204, 200 and 404 are revoked (the id URL-encoded); another status is VendorRefused', async () => {
+    for (const status of [204, 200, 404]) {
+      srv.answer = json(status, {});
+      await dd().revoke('a/b');
+    }
+    expect(srv.seen[0]).toMatchObject({ method: 'DELETE', url: '/api/v2/api_keys/a%2Fb' });
+    for (const status of [400, 403, 202]) {
+      srv.answer = json(status, { errors: ['no'] });
+      expect(await refusal(dd().revoke('i'))).toMatchObject({ name: 'VendorRefused', operation: 'revoke', status, vendorMessage: 'no' });
+    }
+  });
+
+  const item = (id: unknown, name: unknown) => ({ id, attributes: { name } });
+
+  it('list: pages of 100 until a short page, filtered by prefix; ids and names that are not strings left out', async () => {
+    srv.answer = (req) => {
+      const page = Number(new URL(req.url!, srv.url).searchParams.get('page[number]'));
+      const data = page === 0 ? Array.from({ length: 100 }, (_, i) => item(`a${i}`, i === 0 ? 'tvm-first' : `other-${i}`)) : [item('b1', 'tvm-second'), item(2, 'tvm-num'), item('b3', 4), item('b4', 'nope')];
+      return json(200, { data })();
+    };
+    expect(await dd().list('tvm-')).toEqual([
+      { keyId: 'a0', name: 'tvm-first' },
+      { keyId: 'b1', name: 'tvm-second' },
+    ]);
+    expect(srv.seen.map((s) => new URL(s.url, srv.url).searchParams.toString())).toEqual([
+      'filter=tvm-&page%5Bsize%5D=100&page%5Bnumber%5D=0',
+      'filter=tvm-&page%5Bsize%5D=100&page%5Bnumber%5D=1',
+    ]);
+    expect(srv.seen[0].headers).toMatchObject({ 'dd-api-key': 'api', 'dd-application-key': 'app' });
+  });
+
+  it('list: stops after 50 full pages; an answer without a data list is malformed; a non-200 VendorRefused', async () => {
+    srv.answer = json(200, { data: Array.from({ length: 100 }, (_, i) => item(`a${i}`, `x${i}`)) });
+    expect(await dd().list('tvm-')).toEqual([]);
+    expect(srv.seen).toHaveLength(50);
+    srv.answer = json(200, { data: { a: 1 } });
+    expect(await refusal(dd().list('tvm-'))).toMatchObject({ reason: 'vendor_answer_malformed', detail: { vendor: 'datadog', operation: 'list' } });
+    srv.answer = json(403, { errors: ['scope'] });
+    expect(await refusal(dd().list('tvm-'))).toMatchObject({ name: 'VendorRefused', operation: 'list', status: 403, vendorMessage: 'scope' });
   });
 });
