@@ -1,8 +1,9 @@
 /** DynamoVendorStateStore against dynalite (the local stack's DynamoDB): the lock and state rules. */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoVendorStateStore } from '../../functions/adapters/dynamodb-vendor-state.js';
+import { emptyVendorState } from '../../functions/core/vendor-ports.js';
 import { ensureTable, startDynalite, type EmbeddedDynamo } from '../../local/dynamo.js';
 import { vendorStateStoreContract } from './vendor-state-contract.js';
 
@@ -24,4 +25,16 @@ afterAll(async () => {
 
 describe('DynamoVendorStateStore (dynalite)', () => {
   vendorStateStoreContract(() => new DynamoVendorStateStore(ddb, TABLE));
+});
+
+describe('DynamoVendorStateStore when DynamoDB fails (not a lost condition)', () => {
+  // A table that does not exist: every call fails with ResourceNotFoundException, which must reach
+  // the caller (the rotation stops and reports) — not read as "lock held by another", "lock lost"
+  // or a silent release.
+  const broken = () => new DynamoVendorStateStore(ddb, 'no-such-table');
+  it('acquire, save and release throw the store error', async () => {
+    await expect(broken().acquire('datadog', 'me', 1_000, 2_000)).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    await expect(broken().save(emptyVendorState('datadog'), 'me', 1_000)).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    await expect(broken().release('datadog', 'me')).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+  });
 });

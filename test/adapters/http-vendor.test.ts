@@ -119,9 +119,16 @@ describe('the wire (fetchVendorHttp, managementCall) and the http vendor’s ans
 
   it('an answer over the size limit is refused (upstream_answer_too_large), one at the limit is kept', async () => {
     answer(() => ({ status: 200, body: Buffer.alloc(1001, 97) }));
-    expect(await refusal(send())).toMatchObject({ code: 'upstream_unavailable', reason: 'upstream_answer_too_large' });
+    const big = await refusal(send());
+    expect(big).toMatchObject({ code: 'upstream_unavailable', reason: 'upstream_answer_too_large' });
+    expect(big.detail!.bytes).toBeGreaterThan(1000);
     answer(() => ({ status: 200, body: Buffer.alloc(1000, 97) }));
     expect((await send()).body.length).toBe(1000);
+  });
+
+  it('a body cut short is vendor_unreachable (not a raw stream error)', async () => {
+    answer(() => 'truncate');
+    expect(await refusal(send())).toMatchObject({ code: 'upstream_unavailable', reason: 'vendor_unreachable', detail: { host: new URL(base).host } });
   });
 
   it('an answer with no body is an empty body', async () => {
@@ -222,6 +229,11 @@ describe('the wire (fetchVendorHttp, managementCall) and the http vendor’s ans
     expect(seen[0].headers['x-admin-token']).toBe('Token adm');
     expect(h.keyHeaders('k1')).toEqual({ 'X-Api-Key': 'Bearer k1' });
     expect(keysAt().keyHeaders('k1')).toEqual({ 'X-Api-Key': 'k1' });
+    // a placeholder the operation has no value for is empty
+    answer(json(201, { key: { id: 'i', secret: 's' } }));
+    await keysAt({ create: { method: 'POST', path: '/admin/{keyId}/keys', body: { id: '{keyId}' }, keyPath: 'key.secret', idPath: 'key.id' } }).create('n');
+    expect(seen.at(-1)!.url).toBe('/admin//keys');
+    expect(JSON.parse(seen.at(-1)!.body)).toEqual({ id: '' });
   });
 
   it('create: a non-2xx answer is VendorRefused with the vendor’s words; an answer without key or id is malformed', async () => {
@@ -234,9 +246,9 @@ describe('the wire (fetchVendorHttp, managementCall) and the http vendor’s ans
     ] as const) {
       answer(json(status, body));
       const e = await refusal(keysAt().create('n'));
-      expect(e).toMatchObject({ name: 'VendorRefused', status, vendorMessage: words });
+      expect(e).toMatchObject({ name: 'VendorRefused', operation: 'create', status, vendorMessage: words });
     }
-    for (const body of [{ key: { id: 'k1' } }, { key: { id: 'k1', secret: '' } }, { key: { secret: 's' } }, { key: { id: { x: 1 }, secret: 's' } }]) {
+    for (const body of [{ key: { id: 'k1' } }, { key: { id: 'k1', secret: '' } }, { key: { id: 'k1', secret: 7 } }, { key: { secret: 's' } }, { key: { id: { x: 1 }, secret: 's' } }]) {
       answer(json(201, body));
       expect(await refusal(keysAt().create('n'))).toMatchObject({ reason: 'vendor_answer_malformed', detail: { vendor: 'acme', operation: 'create' } });
     }
@@ -255,10 +267,12 @@ describe('the wire (fetchVendorHttp, managementCall) and the http vendor’s ans
 
   it('test: 2xx passes, 401/403 are KeyRejected, any other status VendorRefused', async () => {
     const key = { keyId: 'k/1', key: 'kv' };
+    answer(json(299, {}));
+    await keysAt().test(key);
     answer(json(204, {}));
     await keysAt({ test: { method: 'GET', path: '/v1/keys/{keyId}' } }).test(key);
-    expect(seen[0].url).toBe('/v1/keys/k%2F1');
-    expect(seen[0].headers['x-api-key']).toBe('kv');
+    expect(seen[1].url).toBe('/v1/keys/k%2F1');
+    expect(seen[1].headers['x-api-key']).toBe('kv');
     for (const status of [401, 403]) {
       answer(json(status, {}));
       expect(await refusal(keysAt().test(key))).toMatchObject({ name: 'KeyRejected', status });
@@ -271,12 +285,12 @@ describe('the wire (fetchVendorHttp, managementCall) and the http vendor’s ans
 
   it('revoke: 2xx and 404 are revoked, anything else VendorRefused; the body template gets {keyId}', async () => {
     const h = keysAt({ revoke: { method: 'POST', path: '/admin/keys/{keyId}/revoke', body: { id: '{keyId}' } } });
-    for (const status of [200, 204, 404]) {
+    for (const status of [200, 204, 299, 404]) {
       answer(json(status, {}));
-      await h.revoke('k 1');
+      await h.revoke('k/1');
     }
-    expect(seen[0].url).toBe('/admin/keys/k%201/revoke');
-    expect(JSON.parse(seen[0].body)).toEqual({ id: 'k 1' });
+    expect(seen[0].url).toBe('/admin/keys/k%2F1/revoke');
+    expect(JSON.parse(seen[0].body)).toEqual({ id: 'k/1' });
     expect(seen[0].headers['x-admin-token']).toBe('adm');
     for (const status of [400, 300]) {
       answer(json(status, { message: 'nope' }));
@@ -291,11 +305,25 @@ describe('the wire (fetchVendorHttp, managementCall) and the http vendor’s ans
       { keyId: '2', name: 'tvm-b' },
     ]);
     expect(seen[0].url).toBe('/admin/keys?name=tvm-');
+    answer(json(299, { keys: [{ id: 'k5' }, { id: 'k6', name: 'a/b' }] }));
+    expect(await keysAt().list!('')).toEqual([
+      { keyId: 'k5', name: '' },
+      { keyId: 'k6', name: 'a/b' },
+    ]);
+    expect(await keysAt().list!('a/')).toEqual([{ keyId: 'k6', name: 'a/b' }]);
+    expect(seen.at(-1)!.url).toBe('/admin/keys?name=a%2F');
     expect(seen[0].headers['x-admin-token']).toBe('adm');
     answer(json(200, { keys: { k1: 'x' } }));
     expect(await refusal(keysAt().list!('tvm-'))).toMatchObject({ reason: 'vendor_answer_malformed', detail: { vendor: 'acme', operation: 'list' } });
     answer(json(401, { message: 'who' }));
     expect(await refusal(keysAt().list!('tvm-'))).toMatchObject({ name: 'VendorRefused', operation: 'list', status: 401, vendorMessage: 'who' });
+  });
+
+  it.each(['create', 'test', 'revoke', 'list'] as const)('%s: a 500 names the vendor and the operation for the log', async (op) => {
+    answer(json(500, {}));
+    const h = keysAt();
+    const call = op === 'create' ? h.create('n') : op === 'test' ? h.test({ keyId: 'i', key: 'k' }) : op === 'revoke' ? h.revoke('i') : h.list!('n');
+    expect((await refusal(call)).detail).toEqual({ vendor: 'acme', operation: op, status: 500 });
   });
 
   it('a vendor without its http section cannot be built', () => {

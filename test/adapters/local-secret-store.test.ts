@@ -1,9 +1,9 @@
 /** The embedded secret store: Secrets Manager's label rules, kept in a file across restarts. */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalSecretStore } from '../../functions/adapters/local-secret-store.js';
+import { LocalSecretStore, SecretVersionsModel } from '../../functions/adapters/local-secret-store.js';
 import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../../functions/core/vendor-ports.js';
 
 describe('LocalSecretStore', () => {
@@ -75,5 +75,65 @@ describe('LocalSecretStore', () => {
     await s.updateStage('k', AWSPENDING, undefined, 't1');
     await s.startRotation('k', 't2');
     expect((await s.versions('k')).t2).toEqual([AWSPENDING]);
+  });
+
+  it('a new AWSCURRENT puts AWSPREVIOUS on the version it left (only there), and reads back its labels', async () => {
+    const s = new LocalSecretStore();
+    await s.putValue('k', 'v1', 'one', [AWSCURRENT]);
+    await s.putValue('k', 'v2', 'two', [AWSCURRENT]);
+    expect(await s.versions('k')).toEqual({ v1: [AWSPREVIOUS], v2: [AWSCURRENT] });
+    await s.putValue('k', 'v3', 'three', [AWSCURRENT]);
+    expect(await s.versions('k')).toEqual({ v1: [], v2: [AWSPREVIOUS], v3: [AWSCURRENT] });
+    expect(await s.getValue('k', { stage: AWSCURRENT })).toEqual({ versionId: 'v3', value: 'three', stages: [AWSCURRENT] });
+    expect(await s.getValue('k', { stage: AWSPREVIOUS })).toEqual({ versionId: 'v2', value: 'two', stages: [AWSPREVIOUS] });
+  });
+
+  it('UpdateSecretVersionStage: its refusals say why; moving a label onto its holder changes nothing; a label nobody holds can be added or removed', async () => {
+    const s = new LocalSecretStore();
+    await s.putValue('k', 'v1', 'one', [AWSCURRENT]);
+    await s.putValue('k', 'v2', 'two', [AWSPENDING]);
+    await expect(s.updateStage('k', AWSCURRENT, 'nope', 'v1')).rejects.toMatchObject({ awsName: 'ResourceNotFoundException', detail: { message: 'The version to move the label to does not exist.' } });
+    await expect(s.updateStage('k', AWSCURRENT, 'v2', 'v2')).rejects.toMatchObject({ awsName: 'InvalidParameterException', detail: { message: 'The staging label AWSCURRENT is not attached to version v2.' } });
+    await expect(s.updateStage('k', AWSCURRENT, 'v2', undefined)).rejects.toMatchObject({ detail: { message: 'The staging label AWSCURRENT is attached to version v1; name it in RemoveFromVersionId.' } });
+    await s.updateStage('k', AWSCURRENT, 'v1', 'v1');
+    expect(await s.versions('k')).toEqual({ v1: [AWSCURRENT], v2: [AWSPENDING] });
+    await s.updateStage('k', 'MINE', undefined, undefined);
+    await s.updateStage('k', 'MINE', 'v2', undefined);
+    expect(await s.versions('k')).toEqual({ v1: [AWSCURRENT], v2: [AWSPENDING, 'MINE'] });
+    await expect(s.updateStage('missing', AWSCURRENT, 'v1', undefined)).rejects.toMatchObject({ awsName: 'ResourceNotFoundException', detail: { message: "Secrets Manager can't find the specified secret." } });
+    await expect(s.putValue('k', 'v1', 'other', [AWSCURRENT])).rejects.toMatchObject({ detail: { message: 'A version with this ClientRequestToken already exists with different data.' } });
+  });
+
+  it('RotateSecret while AWSPENDING is still on AWSCURRENT takes it off there; refused, saying why, while it is on another version', async () => {
+    const s = new LocalSecretStore();
+    await s.putValue('k', 'v1', 'one', [AWSCURRENT, AWSPENDING]);
+    await s.startRotation('k', 't1');
+    expect(await s.versions('k')).toEqual({ v1: [AWSCURRENT], t1: [AWSPENDING] });
+    await expect(s.startRotation('k', 't2')).rejects.toMatchObject({ awsName: 'InvalidRequestException', detail: { message: 'A previous rotation isn’t complete. That rotation will be reattempted.' } });
+  });
+
+  it('keeps the 10 newest versions without a label, drops older ones', () => {
+    let t = 0;
+    const m = new SecretVersionsModel({}, () => ++t);
+    for (let i = 1; i <= 14; i++) m.put('k', `v${i}`, `x${i}`, undefined, true); // no stages: AWSCURRENT
+    const vs = m.versions('k');
+    expect(vs.v14).toEqual([AWSCURRENT]);
+    expect(vs.v13).toEqual([AWSPREVIOUS]);
+    expect(Object.keys(vs).sort()).toEqual(['v10', 'v11', 'v12', 'v13', 'v14', 'v3', 'v4', 'v5', 'v6', 'v7', 'v8', 'v9']);
+  });
+
+  it('the model: an unknown secret is ResourceNotFoundException; create makes an empty one', () => {
+    const m = new SecretVersionsModel();
+    expect(() => m.versions('k')).toThrow(expect.objectContaining({ awsName: 'ResourceNotFoundException' }));
+    m.create('k');
+    expect(m.has('k')).toBe(true);
+    expect(m.versions('k')).toEqual({});
+    expect(() => m.put('other', 'v1', 'x', [AWSCURRENT])).toThrow(expect.objectContaining({ awsName: 'ResourceNotFoundException' }));
+  });
+
+  it('a store file that is not JSON is an error at start, not an empty store', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tvm-secrets-')), 'secrets.json');
+    writeFileSync(file, 'not json');
+    expect(() => new LocalSecretStore(file)).toThrow();
   });
 });

@@ -128,6 +128,19 @@ describe('LogsInsightsEventSource on the wire', () => {
     expect((await source().query({})).events.map((e) => e.at)).toEqual([T0, T0 - 5].map((t) => new Date(t).toISOString()));
   });
 
+  it('the window and filters are checked on each event: since (the query starts at a whole second), the type by kind or by name', async () => {
+    results = [{ status: 'Complete', results: [row(T0 - 100, { event: 'lease_revoked', leaseId: 'r' }), row(T0 - 200, { leaseId: 'v' }), row(T0 - 1_000 + 300, { leaseId: 'early' })] }];
+    const since = new Date(T0 - 500).toISOString();
+    expect((await source().query({ since })).events.map((e) => e.leaseId)).toEqual(['r', 'v']);
+    expect((await source().query({ type: 'lease_revoked' })).events.map((e) => e.leaseId)).toEqual(['r']);
+    expect((await source().query({ type: 'revoked' })).events.map((e) => e.leaseId)).toEqual(['r']);
+  });
+
+  it('a page that ends exactly at the last event has no cursor', async () => {
+    results = [{ status: 'Complete', results: [row(T0 - 1), row(T0 - 2)] }];
+    expect((await source().query({ limit: 2 })).next).toBeUndefined();
+  });
+
   it('pages across equal timestamps without loss or repeat', async () => {
     // newest first; three events share one millisecond; the endpoint answers newer ones too (endTime is rounded up)
     const all = [row(T0 - 1, { leaseId: 'a' }), row(T0 - 2, { leaseId: 'b' }), row(T0 - 2, { leaseId: 'c' }), row(T0 - 2, { leaseId: 'd' }), row(T0 - 3, { leaseId: 'e' })];
@@ -146,6 +159,8 @@ describe('LogsInsightsEventSource on the wire', () => {
       if (!next) break;
     }
     expect(seenIds).toEqual(['a', 'b', 'c', 'd', 'e']);
+    // each later page reads the skipped events again, plus one
+    expect(calls().filter((c) => c.action.endsWith('StartQuery')).map((c) => c.body.limit)).toEqual([3, 4, 6]);
     expect(sizes).toEqual([2, 2, 1]);
   });
 });

@@ -85,6 +85,21 @@ describe.skipIf(!hasMoto('Secrets Manager and vendor state conformance'))('again
       await expect(store.updateStage(arn, AWSCURRENT, randomUUID(), undefined)).rejects.toMatchObject({ name: 'SecretStoreError' });
     });
 
+    it('each refusal names its operation and HTTP status for the log (not the message: it may quote a request)', async () => {
+      const missing = `tvm-missing-${randomUUID()}`;
+      await expect(store.versions(missing)).rejects.toMatchObject({ detail: { awsName: 'ResourceNotFoundException', operation: 'DescribeSecret', httpStatus: expect.any(Number) } });
+      await expect(store.putValue(missing, randomUUID(), 'v', [AWSPENDING])).rejects.toMatchObject({ detail: { awsName: 'ResourceNotFoundException', operation: 'PutSecretValue', httpStatus: expect.any(Number) } });
+      const arn = await newSecret();
+      const e = (await store.updateStage(arn, AWSCURRENT, randomUUID(), undefined).catch((x: unknown) => x)) as { detail: Record<string, unknown> };
+      expect(e.detail).toMatchObject({ operation: 'UpdateSecretVersionStage', httpStatus: expect.any(Number) });
+      expect(Object.keys(e.detail).sort()).toEqual(['awsName', 'httpStatus', 'operation']);
+    });
+
+    it('a version that holds no string (a binary secret) is no value to get', async () => {
+      const out = await sm.send(new CreateSecretCommand({ Name: `tvm-binary-${randomUUID()}`, SecretBinary: Buffer.from([1, 2, 3]) }));
+      expect(await store.getValue(out.ARN!, { stage: AWSCURRENT })).toBeUndefined();
+    });
+
     it('RotateSecret with a Lambda moto does not have: the empty AWSPENDING version carrying the token, nothing to get', async () => {
       const arn = await newSecret();
       const token = randomUUID();
@@ -177,6 +192,16 @@ describe('the Secrets Manager client gives up on a hung endpoint', () => {
   afterAll(async () => {
     for (const s of sockets) s.destroy();
     await new Promise((r) => server.close(r));
+  });
+
+  it('GetSecretValue that fails for another reason than not-found is an error, not "no value" (fail closed)', async () => {
+    const dead = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    const client = secretsManagerClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, endpoint: `http://127.0.0.1:${(dead.address() as { port: number }).port}` });
+    const e = await new SecretsManagerStore(client).getValue('any', { stage: AWSCURRENT }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'upstream_timeout', reason: 'secret_store_timeout', detail: { operation: 'GetSecretValue' } });
+    client.destroy();
+    await new Promise<void>((resolve) => dead.close(() => resolve()));
   });
 
   it('a call that never answers fails as upstream_timeout (the broker and rotation never wait past their budget)', async () => {

@@ -1,12 +1,12 @@
 /**
  * A loopback HTTP server whose answer each test sets (status, headers, raw body; or drop the
- * connection, or never answer), recording every request: a vendor answering exactly what a test
+ * connection, never answer, or cut the body short), recording every request: a vendor answering exactly what a test
  * needs, over the real wire.
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Answer = { status: number; headers?: Record<string, string>; body?: string | Buffer } | 'drop' | 'hang';
+export type Answer = { status: number; headers?: Record<string, string>; body?: string | Buffer } | 'drop' | 'hang' | 'truncate';
 export interface SeenCall {
   method: string;
   url: string;
@@ -33,6 +33,12 @@ export async function startAnsweringServer(): Promise<AnsweringServer> {
       const a = out.answer(req);
       if (a === 'hang') return;
       if (a === 'drop') return void req.socket.destroy();
+      if (a === 'truncate') {
+        // headers promise 100 bytes; 3 come, then the connection closes
+        res.writeHead(200, { 'content-length': '100' });
+        res.write('abc', () => req.socket.destroy());
+        return;
+      }
       res.writeHead(a.status, a.headers ?? {});
       res.end(a.body ?? '');
     });
