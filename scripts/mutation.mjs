@@ -49,7 +49,7 @@ export const GROUPS = {
   },
   'adapters-leases': {
     mutate: ['dynamodb-lease-store', 'random-ids'].map(adapter),
-    testFiles: ['dynamodb-lease-store', 'lease-store-paging', 'moto-lease-store'].map(adapterTest),
+    testFiles: ['dynamodb-lease-store', 'lease-store-paging', 'moto-lease-store', 'random-ids'].map(adapterTest),
   },
   'adapters-secrets': {
     mutate: ['local-secret-store', 'secrets-manager-store', 'dynamodb-vendor-state'].map(adapter),
