@@ -69,7 +69,7 @@ export const GROUPS = {
   },
   'adapters-revoker': {
     mutate: ['iam-role-revoker', 'cross-account-iam'].map(adapter),
-    testFiles: ['iam-role-revoker', 'iam-role-revoker-protocol', 'moto-iam-role-revoker', 'cross-account-iam'].map(adapterTest),
+    testFiles: ['iam-role-revoker', 'iam-role-revoker-faults', 'iam-role-revoker-protocol', 'moto-iam-role-revoker', 'cross-account-iam'].map(adapterTest),
   },
 };
 

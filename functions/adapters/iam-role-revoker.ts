@@ -174,7 +174,9 @@ export class IamRoleRevoker implements RoleRevoker {
     if (fast !== undefined) {
       try {
         await this.apply(roleArn, fast.version);
-        return { fallback: false, policyChars: fast.chars };
+        // The record's `chars` after an atomic add counts the entries, not the statement around
+        // them (its margin is checked instead): answer the size of the policy as it now stands.
+        return { fallback: false, policyChars: denyPolicyChars((await this.read(roleArn)).state) };
       } catch (e) {
         if (e instanceof TvmError || !isNamed(e, 'LimitExceeded', 'LimitExceededException')) throw e instanceof TvmError ? e : mapIamError(e, roleArn, 'PutRolePolicy');
         budget = Math.min(budget - 1, await this.budgetFor(roleArn));
@@ -255,7 +257,7 @@ export class IamRoleRevoker implements RoleRevoker {
    * set in one update. Answers undefined when the general path must decide (missing record,
    * too little room, an entry already there, sources).
    */
-  private async tryAtomicAdd(roleArn: string, entries: DenyEntry[], budget: number): Promise<{ version: number; chars: number } | undefined> {
+  private async tryAtomicAdd(roleArn: string, entries: DenyEntry[], budget: number): Promise<{ version: number } | undefined> {
     const nowEpoch = this.nowEpoch();
     const live = entries.filter((e) => e.expiresAt + PRUNE_MARGIN_SECONDS > nowEpoch);
     if (!live.length || live.length > 8 || live.some((e) => e.kind !== 'session')) return undefined;
@@ -284,7 +286,7 @@ export class IamRoleRevoker implements RoleRevoker {
           ReturnValues: 'UPDATED_NEW',
         }),
       );
-      return { version: out.Attributes!.version as number, chars: out.Attributes!.chars as number };
+      return { version: out.Attributes!.version as number };
     } catch (e) {
       if (isNamed(e, 'ConditionalCheckFailedException')) return undefined;
       throw e;
