@@ -631,3 +631,198 @@ describe('apply: claims, turns and rounds', () => {
     expect(n(calls.ddb, 'claim')).toBe(1);
   });
 });
+
+describe('apply: what it waits for, and for how long (poll pauses: full jitter, 20·2^min(round + poll, 6) ms capped at 5·maxBackoffMs)', () => {
+  const claimsOf = async (arn: string) => (await item(arn))!.inflight as Record<string, { at: number }>;
+
+  it('a put that may still land keeps its claim, stamped with when it was claimed — also on a record without a claims map', async () => {
+    for (const old of [false, true]) {
+      const arn = fresh();
+      if (old) await real.send(new PutCommand({ TableName: TABLE, Item: { ...key(arn), roleArn: arn, version: 1, sessions: {}, sources: {}, chars: 0 } }));
+      const at = nowMs;
+      const { rv } = rig({ iam: (c) => { if (c instanceof PutRolePolicyCommand) throw fault('TimeoutError'); } });
+      await expect(rv.deny(arn, [session()])).rejects.toBeInstanceOf(UpstreamUnavailable);
+      expect(Object.values(await claimsOf(arn))).toEqual([{ at }]);
+    }
+  });
+
+  it('waits for the claim ahead, polling with growing pauses', async () => {
+    const arn = fresh();
+    await rig().rv.deny(arn, [session()]);
+    await setClaim(arn, 'other-writer', nowMs);
+    const { rv, sleeps } = rig({ onSleep: async (_ms, k) => { if (k === 3) await dropClaim(arn, 'other-writer'); } });
+    await rv.deny(arn, [session()]);
+    expect(sleeps).toEqual([10, 20, 40]);
+  });
+
+  it.each([
+    [11_000, 4],
+    [10_000, 3],
+  ])('pauses of %i ms behind a dead writer: late after a third of the deadline, the dead claim cleared when past it; %i claims', async (step, claims) => {
+    const arn = fresh();
+    await rig().rv.deny(arn, [session()]);
+    await setClaim(arn, 'dead-writer', nowMs);
+    const { rv, calls } = rig({ onSleep: () => void (nowMs += step) });
+    const s = session();
+    await rv.deny(arn, [s]);
+    expect(n(calls.ddb, 'claim')).toBe(claims);
+    expect(n(calls.iam, 'PutRolePolicy')).toBe(1);
+    expect(await claimsOf(arn)).toEqual({});
+    expect(await denyDoc(arn)).toContain(s.sessionName);
+  });
+
+  it('a claim already dead is cleared with its own mark', async () => {
+    const arn = fresh();
+    await rig().rv.deny(arn, [session()]);
+    await setClaim(arn, 'dead-writer', nowMs - 30_001);
+    const { rv, calls } = rig();
+    await rv.deny(arn, [session()]);
+    expect(n(calls.ddb, 'claim')).toBe(1);
+    expect(n(calls.ddb, 'release')).toBe(0);
+    expect(await claimsOf(arn)).toEqual({});
+  });
+
+  it('the stuck writer: one pause a round, 10, 20, 40, … 500 ms', async () => {
+    const arn = fresh();
+    await real.send(new PutCommand({ TableName: TABLE, Item: { ...key(arn), roleArn: arn, version: 0, appliedVersion: 0, inflight: {}, sessions: {}, sources: {}, chars: 0 } }));
+    await setClaim(arn, 'stuck', nowMs);
+    const { rv, sleeps } = rig({
+      onSleep: async () => {
+        nowMs += 11_000;
+        await setClaim(arn, 'stuck', nowMs);
+      },
+    });
+    await expect(rv.deny(arn, [session()])).rejects.toMatchObject({ reason: 'deny_policy_contention' });
+    expect(sleeps).toEqual([10, 20, 40, 80, 160, 320, ...Array(14).fill(500)]);
+  });
+
+  it('a mark covering its version while it waits: it returns at once, without a put', async () => {
+    const arn = fresh();
+    await rig().rv.deny(arn, [session()]);
+    await setClaim(arn, 'ahead', nowMs);
+    const { rv, calls, sleeps } = rig({
+      onSleep: async () => {
+        nowMs += 1000;
+        const v = (await item(arn))!.version as number;
+        await real.send(new UpdateCommand({ TableName: TABLE, Key: key(arn), UpdateExpression: 'SET appliedVersion = :v', ExpressionAttributeValues: { ':v': v } }));
+      },
+    });
+    await rv.deny(arn, [session()]);
+    expect(n(calls.iam, 'PutRolePolicy')).toBe(0);
+    expect(sleeps).toHaveLength(1);
+  });
+
+  it('deferring to a later claim: it waits while that one is alive, and once it gives up, waits its turn again', async () => {
+    const arn = fresh();
+    await rig().rv.deny(arn, [session()]);
+    await setClaim(arn, 'ahead', nowMs);
+    const { rv, calls, sleeps } = rig({
+      onSleep: async (_ms, k) => {
+        nowMs += 1000;
+        if (k === 1) await setClaim(arn, 'later', nowMs);
+        if (k === 3) await dropClaim(arn, 'later');
+        if (k === 4) await dropClaim(arn, 'ahead');
+      },
+    });
+    const s = session();
+    await rv.deny(arn, [s]);
+    expect(sleeps).toEqual([10, 10, 20, 20]);
+    expect(n(calls.ddb, 'claim')).toBe(2);
+    expect(n(calls.iam, 'PutRolePolicy')).toBe(1);
+    expect(await denyDoc(arn)).toContain(s.sessionName);
+  });
+
+  it('deferring: the later put marks while yet another claim is alive — it returns on the mark', async () => {
+    const arn = fresh();
+    await rig().rv.deny(arn, [session()]);
+    await setClaim(arn, 'ahead', nowMs);
+    const { rv, calls, sleeps } = rig({
+      onSleep: async (_ms, k) => {
+        nowMs += 1000;
+        if (k === 1) await setClaim(arn, 'later', nowMs);
+        if (k === 2) {
+          await setClaim(arn, 'later2', nowMs);
+          const v = (await item(arn))!.version as number;
+          await real.send(new UpdateCommand({ TableName: TABLE, Key: key(arn), UpdateExpression: 'SET appliedVersion = :v REMOVE inflight.later', ExpressionAttributeValues: { ':v': v } }));
+        }
+      },
+    });
+    await rv.deny(arn, [session()]);
+    expect(n(calls.iam, 'PutRolePolicy')).toBe(0);
+    expect(sleeps).toHaveLength(2);
+  });
+
+  it('a later mark landing during its own put: the claim is released, the mark kept', async () => {
+    const arn = fresh();
+    await rig().rv.deny(arn, [session()]);
+    const { rv } = rig({
+      iam: async (c) => {
+        if (c instanceof PutRolePolicyCommand)
+          await real.send(new UpdateCommand({ TableName: TABLE, Key: key(arn), UpdateExpression: 'SET appliedVersion = :v', ExpressionAttributeValues: { ':v': 99 } }));
+      },
+    });
+    await rv.deny(arn, [session()]);
+    const after = await item(arn);
+    expect(after!.inflight).toEqual({});
+    expect(after!.appliedVersion).toBe(99);
+  });
+});
+
+describe('prune, fallbacks, the policy missing in IAM, paging', () => {
+  it('a prune with nothing to prune writes nothing', async () => {
+    const arn = fresh();
+    await rig().rv.deny(arn, [session()]);
+    const version = (await item(arn))!.version;
+    const { rv, calls } = rig();
+    expect(await rv.prune(arn, nowEpoch())).toEqual({ entriesRemoved: 0, fallbackDropped: false, empty: false });
+    expect(n(calls.iam, 'PutRolePolicy')).toBe(0);
+    expect((await item(arn))!.version).toBe(version);
+  });
+
+  it('a deny on a role whose fallback is engaged answers its cutoff', async () => {
+    const arn = fresh();
+    await crowd(arn, 1000);
+    const rv = rig().rv;
+    let engaged;
+    for (let i = 0; i < 40 && !engaged; i++) {
+      const out = await rv.deny(arn, Array.from({ length: 9 }, () => session()));
+      if (out.fallback) engaged = out;
+    }
+    expect(engaged).toBeDefined();
+    const out = await rv.deny(arn, [source('dev.erin')]);
+    expect(out.fallback).toBe(false);
+    expect(out.fallbackIssuedBefore).toBe((await rv.stateOf(arn)).fallback!.issuedBefore);
+  });
+
+  it.each(['NoSuchEntity', 'NoSuchEntityException'])('emptying a policy IAM no longer has (%s) is done', async (name) => {
+    const arn = fresh();
+    await rig().rv.deny(arn, [session(10)]);
+    nowMs += (10 + PRUNE_MARGIN_SECONDS + 1) * 1000;
+    const { rv } = rig({ iam: (c) => { if (c instanceof DeleteRolePolicyCommand) throw fault(name); } });
+    expect(await rv.prune(arn, nowEpoch())).toMatchObject({ entriesRemoved: 1, empty: true });
+  });
+
+  it('a put answered NoSuchEntity (the role is gone) is a failure', async () => {
+    const arn = fresh();
+    const { rv } = rig({ iam: (c) => { if (c instanceof PutRolePolicyCommand) throw fault('NoSuchEntityException'); } });
+    await expect(rv.deny(arn, [session()])).rejects.toMatchObject({ reason: 'iam_failed', detail: { iamError: 'NoSuchEntityException' } });
+  });
+
+  it("the role's inline policies are read across every page of the listing", async () => {
+    const arn = fresh();
+    const doc = (k: number) => JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: `arn:aws:s3:::${'y'.repeat(k)}` }] });
+    await iamc().send(new PutRolePolicyCommand({ RoleName: nameOf(arn), PolicyName: 'page1', PolicyDocument: doc(5000) }));
+    await iamc().send(new PutRolePolicyCommand({ RoleName: nameOf(arn), PolicyName: 'page2', PolicyDocument: doc(5000) }));
+    // IAM pages the listing (MaxItems); the emulator answers one page, so the pages are cut here.
+    const iam = hooked(iamc(), async (cmd, next) => {
+      if (cmd instanceof ListRolePoliciesCommand) {
+        const all = ((await next()) as { PolicyNames: string[] }).PolicyNames.sort();
+        return cmd.input.Marker === 'm1' ? { PolicyNames: all.slice(1), IsTruncated: false } : { PolicyNames: all.slice(0, 1), IsTruncated: true, Marker: 'm1' };
+      }
+      return next();
+    });
+    const rv = new IamRoleRevoker(iam, real, TABLE, { policyName: POLICY, clock });
+    // Both pages counted: 10,240 − 2 × ~5,070 leaves no room even for the fallback.
+    await expect(rv.deny(arn, [session()])).rejects.toMatchObject({ reason: 'deny_policy_no_room', detail: { budget: INLINE_POLICY_BUDGET - 2 * policyChars(doc(5000)) } });
+  });
+});
