@@ -143,22 +143,21 @@ export async function vendCredentials(deps: VendDeps, request: VendRequest, reco
   // failed never leave tvm (a session nobody holds) and are only dropped. A throttled vend writes
   // no lease; its AssumeRole is the price of not waiting for the count (once per window and
   // instance: after that the window is known full, above).
+  // AssumeRole is sent first: it is the longer round trip (against AWS several times a DynamoDB
+  // write), so nothing of the store side's request building stands before it.
+  const issuing = deps.credentials.assumeRole({
+    roleArn: grant.roleArn,
+    sessionName: lease.sessionName,
+    sourceIdentity: lease.sourceIdentity,
+    durationSeconds,
+    policy,
+    tags,
+  });
   const limits = checkLimits(deps, who.principal, grant).catch((e: Error) => {
     // Fail closed: limits that cannot be read refuse the vend, as 503 (not 500) with why.
     throw e instanceof TvmError ? e : new UpstreamUnavailable('limits_unavailable', { error: e.message });
   });
-  const [limited, pending, issued] = await Promise.allSettled([
-    limits,
-    limits.then(() => deps.leases.createPending(lease)),
-    deps.credentials.assumeRole({
-      roleArn: grant.roleArn,
-      sessionName: lease.sessionName,
-      sourceIdentity: lease.sourceIdentity,
-      durationSeconds,
-      policy,
-      tags,
-    }),
-  ]);
+  const [limited, pending, issued] = await Promise.allSettled([limits, limits.then(() => deps.leases.createPending(lease)), issuing]);
   if (limited.status === 'rejected') {
     // The session STS made for it (if any) is dropped unheld; the refusal's audit event says so.
     if (issued.status === 'fulfilled') record.stsIssued = true;

@@ -233,6 +233,16 @@ describe('vendCredentials issues', () => {
     expect(leases.leases.get(LEASE)!.status).toBe('active');
   });
 
+  it('sends AssumeRole before the limits\' first round trip (the longer call is not queued behind the store side)', async () => {
+    const order: string[] = [];
+    const take = deps.rates.take.bind(deps.rates);
+    deps.rates = { take: (...args) => (order.push('rates.take'), take(...args)) };
+    const assumeRole = deps.credentials.assumeRole.bind(deps.credentials);
+    deps.credentials = { ...deps.credentials, assumeRole: (input) => (order.push('sts.assumeRole'), assumeRole(input)) };
+    await vendCredentials(deps, request());
+    expect(order).toEqual(['sts.assumeRole', 'rates.take']);
+  });
+
   it.each([
     [undefined, 900],
     [900, 900],
