@@ -5,6 +5,8 @@
  * Options: --json, --only=sweep,floor,sim,hot,cold,load,soak, --iterations=N (floor/vend pairs),
  * --sim-iterations=N (pairs with AWS latencies injected: AssumeRole 20 ± 5 ms, DynamoDB 4 ± 1 ms),
  * --clients=N, --vends=N (per client), --sweep-leases=N, --load-max-seconds=N, --out=FILE (JSON copy),
+ * --services=inline (DynamoDB, STS and IAM in the bench's own process instead of bench/services.ts's
+ * own process on the other core, as before 2026-12-02: to compare),
  * --soak=N (also run the soak: N vend + self-revoke pairs against `tvm dev` in its own process;
  * --only=soak runs 1,000), --soak-clients=K. The soak is not in the default set: it checks that the
  * server survives (exit status 1 if it died), takes minutes, and measures nothing the table targets.
@@ -22,6 +24,7 @@ import { coldStart, type ColdStart } from './cold-start.js';
 import { AWS_LIKE, floorVsVend, type FloorVsVend } from './floor-vs-vend.js';
 import { loadBench, type LoadBench } from './load.js';
 import { soakBench, type Soak } from './soak.js';
+import { startRemoteServices, type RemoteServices } from './remote-services.js';
 import { progress, round } from './stats.js';
 import { sweepBench, type SweepBench } from './sweep.js';
 
@@ -86,7 +89,7 @@ async function main(): Promise<void> {
     platform: `${process.platform} ${process.arch}`,
     date: new Date().toISOString(),
     loadavg_start: loadavg().map((x) => round(x, 2)),
-  };
+  } as { nproc: number; cpu: string; node: string; platform: string; date: string; loadavg_start: number[]; services?: string };
   progress(`machine: ${machine.nproc} × ${machine.cpu}, node ${machine.node}, load average ${machine.loadavg_start.join(' ')}`);
   // The example config with the per-principal vend rate lifted: the load bench drives 32 principals
   // far past what one workload should do (a 429 is not what it measures).
@@ -99,6 +102,15 @@ async function main(): Promise<void> {
   // The soak starts its own `tvm dev`; the in-process stack is only for the other parts.
   const inProcess = [...only].some((k) => k !== 'soak');
   const stack = inProcess ? await startLocalStack({ configPath: join(configDir, 'tvm.yaml'), port: 0, ephemeral: true, logSink: () => {}, sweepIntervalMs: 0, rotateIntervalMs: 0 }) : undefined;
+  // The bench's AWS (DynamoDB, STS, IAM) in a process of its own, on the other core: AWS's services
+  // do not run on the caller's CPU (bench/services.ts). --services=inline keeps them in this process.
+  const inline = args.get('services') === 'inline';
+  if (!inline && args.has('services')) throw new Error(`bench: --services is inline or absent, not ${args.get('services')}`);
+  const remote: RemoteServices | undefined =
+    stack && !inline && ['sweep', 'floor', 'sim', 'cold'].some((k) => only.has(k)) ? await startRemoteServices(stack, join(configDir, 'tvm.yaml')) : undefined;
+  const aws = remote?.stack ?? stack;
+  const services = remote ? `own process${remote.cpu === null ? '' : `, pinned to CPU ${remote.cpu}`}` : 'in the bench process';
+  if (stack) progress(`AWS services (DynamoDB, STS, IAM): ${services}`), (machine.services = services);
   let sweep: SweepBench | undefined;
   let fv: FloorVsVend | undefined;
   let sim: FloorVsVend | undefined;
@@ -109,18 +121,19 @@ async function main(): Promise<void> {
   try {
     // The sweep first: its table is its own, but its clock is an hour ahead and its IAM writes
     // should not sit in the middle of the latency measurements.
-    if (stack && only.has('sweep')) sweep = await sweepBench(stack, { leases: num('sweep-leases', 10_000), pendingShare: 0.1 });
-    if (stack && only.has('floor')) fv = await floorVsVend(stack, { iterations: num('iterations', 600), warmup: 60 });
-    if (stack && only.has('sim')) sim = await floorVsVend(stack, { iterations: num('sim-iterations', 300), warmup: 30, latency: AWS_LIKE });
+    if (aws && only.has('sweep')) sweep = await sweepBench(aws, { leases: num('sweep-leases', 10_000), pendingShare: 0.1 });
+    if (aws && only.has('floor')) fv = await floorVsVend(aws, { iterations: num('iterations', 600), warmup: 60 });
+    if (aws && only.has('sim')) sim = await floorVsVend(aws, { iterations: num('sim-iterations', 300), warmup: 30, latency: AWS_LIKE });
     if (only.has('hot')) {
       progress('hot path: verify + Cedar + render, stub ports, one core');
       hot = await hotPath(num('hot-iterations', 20_000));
     }
-    if (stack && only.has('cold')) cold = await coldStart(stack, { runs: num('cold-runs', 7) });
+    if (aws && only.has('cold')) cold = await coldStart(aws, { runs: num('cold-runs', 7) });
     // 32 × 1,000 by default: the local stack serves ~150–250 vends/s on one core, so the issue's
     // 32 × 5,000 takes 12–18 minutes here; run it with --vends=5000 --load-max-seconds=1800.
     if (stack && only.has('load')) load = await loadBench(stack, { clients: num('clients', 32), vendsPerClient: num('vends', 1000), maxSeconds: num('load-max-seconds', 240) });
   } finally {
+    await remote?.close();
     await stack?.close();
     rmSync(configDir, { recursive: true, force: true });
   }

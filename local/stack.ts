@@ -133,6 +133,16 @@ function writeJsonAtomic(file: string, value: unknown): void {
 }
 
 /** The config as `tvm dev` runs it: the dev issuer at its real URL, vendors at their fakes. */
+/** The STS/IAM emulator's account and roles for a config (the local stack's, and the bench's services process). */
+export function emulatorAccount(fileConfig: Readonly<TvmConfig>): { accountId: string; roles: Record<string, EmulatorRoleConfig> } {
+  // A grant's role without a local permission policy may do nothing (but can be assumed).
+  const roles: Record<string, EmulatorRoleConfig> = {};
+  for (const g of fileConfig.grants) roles[g.roleArn] = { Version: '2012-10-17', Statement: [] };
+  for (const [arn, role] of Object.entries(fileConfig.local?.roles ?? {})) roles[arn] = role;
+  // tvm's own account (SPEC: `account`, default 123456789012 locally), whatever account the first role is in.
+  return { accountId: (fileConfig as { account?: string }).account ?? LOCAL_ACCOUNT, roles };
+}
+
 export function localConfig(config: Readonly<TvmConfig>, issuerUrl: string, vendorUrls: Record<string, string>): TvmConfig {
   const devIssuer = config.local?.devIssuer;
   return {
@@ -191,15 +201,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await ensureTable(ddbClient, TABLE);
     ddbClient.destroy();
 
-    // A grant's role without a local permission policy may do nothing (but can be assumed).
-    const roles: Record<string, EmulatorRoleConfig> = {};
-    for (const g of fileConfig.grants) roles[g.roleArn] = { Version: '2012-10-17', Statement: [] };
-    for (const [arn, role] of Object.entries(fileConfig.local?.roles ?? {})) roles[arn] = role;
     const emulator = await startStsIamEmulator({
       port: portFor(1),
-      // tvm's own account (SPEC: `account`, default 123456789012 locally), whatever account the first role is in.
-      accountId: (fileConfig as { account?: string }).account ?? LOCAL_ACCOUNT,
-      roles,
+      ...emulatorAccount(fileConfig),
       callerCredentials: creds,
       now: opts.clock ? () => opts.clock!.now() : undefined,
       stateFile: dataDir && join(dataDir, 'sts-iam-state.json'),
