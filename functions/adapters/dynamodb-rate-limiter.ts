@@ -4,6 +4,7 @@
  * any number of instances share one count; its `ttl` lets DynamoDB delete it after the window.
  */
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { windowStart } from '../core/full-windows.js';
 import type { RateLimiter } from '../core/ports.js';
 
 /** Seconds a counter outlives its window before TTL may delete it. */
@@ -16,7 +17,7 @@ export class DynamoRateLimiter implements RateLimiter {
   ) {}
 
   async take(key: string, max: number, windowSeconds: number, nowEpoch: number): Promise<boolean> {
-    const start = Math.floor(nowEpoch / windowSeconds) * windowSeconds;
+    const start = windowStart(nowEpoch, windowSeconds);
     try {
       await this.ddb.send(
         new UpdateCommand({

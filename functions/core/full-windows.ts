@@ -7,7 +7,7 @@
  */
 import type { RateLimiter } from './ports.js';
 
-/** The start of the fixed window of `windowSeconds` that holds `nowEpoch` (the limiter's own rule). */
+/** The start of the fixed window of `windowSeconds` that holds `nowEpoch`: the one rule, the limiter's and this memory's. */
 export function windowStart(nowEpoch: number, windowSeconds: number): number {
   return Math.floor(nowEpoch / windowSeconds) * windowSeconds;
 }
