@@ -49,7 +49,9 @@ export const GROUPS = {
   },
   'adapters-leases': {
     mutate: ['dynamodb-lease-store', 'random-ids'].map(adapter),
-    testFiles: ['dynamodb-lease-store', 'lease-store-paging', 'moto-lease-store', 'random-ids'].map(adapterTest),
+    // Not moto-lease-store.test.ts (its fast-check property over moto costs ~47 min a run here):
+    // it can only kill more, so the group's score is a lower bound (docs/mutation/adapters.md).
+    testFiles: ['dynamodb-lease-store', 'lease-store-paging', 'random-ids'].map(adapterTest),
   },
   'adapters-secrets': {
     mutate: ['local-secret-store', 'secrets-manager-store', 'dynamodb-vendor-state'].map(adapter),

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DUE_SHARDS, dueShardOf, DynamoLeaseStore } from '../../functions/adapters/dynamodb-lease-store.js';
 import { base32 } from '../../functions/adapters/random-ids.js';
@@ -319,7 +319,129 @@ describe('list', () => {
     expect(keysOf(await s.list(query)).sort()).toEqual(want);
   });
 
+  it('a live-status listing is answered newest first, whatever shards its leases sit in', async () => {
+    // The due index answers them in shard order, not newest first: the order is list's own work.
+    expect(keysOf((await s.page({ status: 'active' })).leases)).not.toEqual(['c1', 'b1', 'a1']);
+    expect(keysOf(await s.list({ status: 'active' }))).toEqual(['c1', 'b1', 'a1']);
+  });
+
+  it.each([
+    ['by principal up to a time', { principal: 'dev|alice', until: iso(T0_S + 60) }, ['a2', 'a1']],
+    ['by principal, grant and status (two filters)', { principal: 'dev|alice', grant: 'deploy', status: 'revoked' as const }, ['a2']],
+    ['everything up to a time', { until: iso(T0_S + 60) }, ['a2', 'b1', 'a1']],
+  ])('%s', async (_name, query, want) => {
+    expect(keysOf(await s.list(query))).toEqual(want);
+  });
+
   it('a limit caps a live-status listing', async () => {
     expect(await s.list({ status: 'active', limit: 2 })).toHaveLength(2);
+  });
+});
+
+describe('cursors, guards and their messages', () => {
+  let s: DynamoLeaseStore;
+  beforeAll(async () => {
+    s = await store('leases-guards');
+  });
+  const cursor = (i: string, k: unknown) => Buffer.from(JSON.stringify({ i, k })).toString('base64url');
+  async function refusal(p: Promise<unknown>): Promise<{ name: string; reason?: string; message: string }> {
+    const e = (await p.then(
+      () => undefined,
+      (x: unknown) => x,
+    )) as (Error & { reason?: string }) | undefined;
+    if (!e) throw new Error('expected a refusal');
+    return { name: e.name, reason: e.reason, message: e.message };
+  }
+  const BAD_CURSOR = { name: 'InvalidRequest', reason: 'bad_cursor', message: 'Invalid field: next.' };
+
+  it.each([
+    ['a principal cursor whose pk is a number', { principal: 'dev|a' }, cursor('p', { pk: 5, principal: 'dev|a', issuedAt: iso(T0_S) })],
+    ['a principal cursor with an object among its values', { principal: 'dev|a' }, cursor('p', { pk: 'L1', principal: { S: 'dev|a' }, issuedAt: iso(T0_S) })],
+    ['a scan cursor with a boolean value', {}, cursor('s', { pk: 'L1', extra: true })],
+    ['a due cursor naming shard 16 (there are 16: 0–15)', { live: true }, cursor('d', { pk: 'L1', dueShard: `due#${DUE_SHARDS}`, dueAt: 1 })],
+    ['a due cursor naming shard -1', { live: true }, cursor('d', { pk: 'L1', dueShard: 'due#-1', dueAt: 1 })],
+    ['a due cursor naming shard 1.5', { status: 'active' as const }, cursor('d', { pk: 'L1', dueShard: 'due#1.5', dueAt: 1 })],
+    ['a due cursor naming no shard number', { status: 'pending' as const }, cursor('d', { pk: 'L1', dueShard: 'due#x', dueAt: 1 })],
+  ])('%s is a 400 bad_cursor with its fixed message, before any read', async (_n, query, next) => {
+    expect(await refusal(s.page({ ...query, next }))).toEqual(BAD_CURSOR);
+  });
+
+  it('createPending refuses a lease that is not pending, and writes nothing', async () => {
+    const l = lease(leaseId('born-active'), { status: 'active' });
+    expect(await refusal(s.createPending(l))).toEqual({ name: 'Error', reason: undefined, message: 'createPending: a new lease is pending, not active' });
+    expect(await s.get(l.leaseId)).toBeUndefined();
+  });
+
+  it('get answers undefined for an item in the table that is not a lease (a rate counter)', async () => {
+    await ddb.send(new PutCommand({ TableName: 'leases-guards', Item: { pk: 'rate#vend#dev|a#1800000000', count: 3, ttl: 1 } }));
+    expect(await s.get('rate#vend#dev|a#1800000000')).toBeUndefined();
+  });
+
+  it.each([
+    [[], 'failed', 'illegal lease transition: (none) → failed'],
+    [['active'], 'failed', 'illegal lease transition: active → failed'],
+    [['pending', 'active'], 'revoked', 'illegal lease transition: pending|active → revoked'],
+    [['pending'], 'active', 'illegal lease transition: pending → active'],
+  ] as [LeaseStatus[], LeaseStatus, string][])('an illegal move %j → %s is refused naming it', async (from, to, message) => {
+    expect(await refusal(s.transition(leaseId('any'), from, to, {}, { at: iso(T0_S), type: to }))).toEqual({ name: 'Error', reason: undefined, message });
+  });
+
+  it('a transition with a field left undefined sets the others and not that one', async () => {
+    const l = lease(leaseId('undefined-field'));
+    await s.createPending(l);
+    await s.activate(l.leaseId, 'ASIA1', l.expiresAt, { at: iso(T0_S), type: 'issued' });
+    const out = await s.transition(l.leaseId, ['active'], 'revoked', { revokedAt: undefined, revokeReason: 'incident' }, { at: iso(T0_S), type: 'revoked' });
+    expect(out).toMatchObject({ status: 'revoked', revokeReason: 'incident' });
+    expect(out).not.toHaveProperty('revokedAt');
+  });
+
+  it('a store fault in a transition reaches the caller (it is not read as "not in that state")', async () => {
+    const missing = new DynamoLeaseStore(ddb, 'no-such-table', { pendingTimeoutSeconds: PENDING_TIMEOUT });
+    expect((await refusal(missing.transition(leaseId('x'), ['active'], 'revoked', {}, { at: iso(T0_S), type: 'revoked' }))).name).toBe('ResourceNotFoundException');
+  });
+
+  it('a live listing whose last lease is in the last shard ends without a cursor', async () => {
+    const fresh = await store('leases-last-shard');
+    let n = 0;
+    while (dueShardOf(leaseId(`last-${n}`)) !== `due#${DUE_SHARDS - 1}`) n++;
+    const l = lease(leaseId(`last-${n}`));
+    await fresh.createPending(l);
+    expect(await fresh.listLive()).toEqual({ leases: [expect.objectContaining({ leaseId: l.leaseId })], cursor: undefined });
+    expect(await fresh.listDue(T0_S + 86400)).toEqual({ leases: [expect.objectContaining({ leaseId: l.leaseId })], cursor: undefined });
+  });
+});
+
+describe('a page cut short by its round limit (25 reads) resumes where it stopped', () => {
+  // One principal: the newest lease on grant B, then 2,550 on grant A, then five older on B. A
+  // listing of B reads 100 items a round (limit 3 → max(limit + 1, 100)): after 25 rounds it has
+  // seen 2,500 items and found one, so it answers that one and a cursor.
+  let s: DynamoLeaseStore;
+  const A = 2550;
+  const principal = 'dev|bulk';
+  const b = Array.from({ length: 6 }, (_, i) => leaseId(`bulk-b-${i}`));
+  beforeAll(async () => {
+    s = await store('leases-rounds');
+    const rows: [string, string, number][] = [[b[0], 'B', A + 10]];
+    for (let i = 0; i < A; i++) rows.push([leaseId(`bulk-a-${i}`), 'A', A + 5 - i]);
+    for (let i = 1; i < 6; i++) rows.push([b[i], 'B', -i]);
+    for (let i = 0; i < rows.length; i += 32) {
+      await Promise.all(
+        rows.slice(i, i + 32).map(([id, grant, offset]) => s.createPending(lease(id, { principal, sub: 'bulk', grant, issuedAt: iso(T0_S + offset) }))),
+      );
+    }
+  }, 120_000);
+
+  it('page: the one lease found in 25 rounds, and a cursor', async () => {
+    const first = await s.page({ principal, grant: 'B', limit: 3 });
+    expect(first.leases.map((l) => l.leaseId)).toEqual([b[0]]);
+    expect(first.next).toEqual(expect.any(String));
+    const second = await s.page({ principal, grant: 'B', limit: 3, next: first.next });
+    expect(second.leases.map((l) => l.leaseId)).toEqual([b[1], b[2], b[3]]);
+    const third = await s.page({ principal, grant: 'B', limit: 3, next: second.next });
+    expect(third).toEqual({ leases: [expect.objectContaining({ leaseId: b[4] }), expect.objectContaining({ leaseId: b[5] })] });
+  });
+
+  it('list goes on past a short page, asking each page only for what is still missing', async () => {
+    expect((await s.list({ principal, grant: 'B', limit: 3 })).map((l) => l.leaseId)).toEqual([b[0], b[1], b[2]]);
   });
 });

@@ -147,6 +147,20 @@ describe('page', () => {
     expect(sent.every((c) => c === 'QueryCommand:due')).toBe(true);
   });
 
+  it.each([['active'], ['pending']] as [LeaseStatus][])('%s leases come from the due index too (no scan)', async (status) => {
+    sent.length = 0;
+    const { ids } = await drain({ status }, 10);
+    expect(ids.length).toBe(all.filter((l) => l.status === status).length);
+    expect(sent.every((c) => c === 'QueryCommand:due')).toBe(true);
+  });
+
+  it('a scanned listing answers each page newest first', async () => {
+    const page = await s.page({ status: 'revoked', limit: 50 });
+    const issued = page.leases.map((l) => l.issuedAt);
+    expect(issued).toHaveLength(all.filter((l) => l.status === 'revoked').length);
+    expect(issued).toEqual([...issued].sort().reverse());
+  });
+
   it.each([
     ['not base64 JSON', '!!!'],
     ['made for another listing', Buffer.from(JSON.stringify({ i: 'p', k: { pk: 'x', principal: 'a', issuedAt: 'b' } })).toString('base64url')],
