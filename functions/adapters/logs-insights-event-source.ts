@@ -30,6 +30,8 @@ export interface LogsInsightsOptions {
 }
 
 const DAY_MS = 86_400_000;
+/** The most rows one Logs Insights query answers. */
+const MAX_READ = 10_000;
 
 /** A string literal in the Logs Insights query language. */
 export function insightsString(s: string): string {
@@ -87,8 +89,26 @@ export class LogsInsightsEventSource implements EventSource {
     const untilMs = Math.min(Date.parse(cursor?.at ?? q.until ?? new Date(now).toISOString()), now);
     const sinceMs = q.since ? Date.parse(q.since) : untilMs - DAY_MS;
     const skip = cursor?.n ?? 0;
+    const deadline = now + (this.o.budgetMs ?? 20_000);
     // type and leaseIds are matched after normalization (the SPEC type is derived, not logged).
-    const read = Math.min(10_000, (limit + skip + 1) * (q.type ? 4 : 1));
+    let read = Math.min(MAX_READ, (limit + skip + 1) * (q.type ? 4 : 1));
+    for (;;) {
+      const rows = await this.run(q, read, sinceMs, untilMs, deadline);
+      // An answer with as many rows as asked may go on past them, and the rows this adapter drops
+      // (after the window's end, which the query knows only to the second; another type; not an
+      // audit line) can leave a page short that is not the end: ask again for more rows rather than
+      // end the listing there. At the most rows a query may answer, a short page still carries a
+      // cursor; with no event to put in it, the request fails (narrow the window) instead.
+      const more = rows.length >= read;
+      const page = this.page(rows, q, limit, untilMs, cursor, more && read >= MAX_READ);
+      if (page.next || !more) return page;
+      if (read >= MAX_READ) throw new UpstreamUnavailable('logs_window_too_wide', { read, since: new Date(sinceMs).toISOString(), until: new Date(untilMs).toISOString() });
+      read = Math.min(MAX_READ, read * 4);
+    }
+  }
+
+  /** One query: StartQuery, then GetQueryResults until it completes, fails or passes the deadline. */
+  private async run(q: EventQuery, read: number, sinceMs: number, untilMs: number, deadline: number): Promise<{ field: string; value: string }[][]> {
     const { queryId } = await this.call<{ queryId: string }>('StartQuery', {
       logGroupNames: this.o.logGroups,
       startTime: Math.floor(sinceMs / 1000),
@@ -96,11 +116,10 @@ export class LogsInsightsEventSource implements EventSource {
       queryString: insightsQuery(q, read),
       limit: read,
     });
-    const deadline = now + (this.o.budgetMs ?? 20_000);
     const wait = this.o.wait ?? ((ms) => new Promise<void>((r) => setTimeout(r, ms)));
     for (;;) {
       const out = await this.call<{ status: string; results?: { field: string; value: string }[][] }>('GetQueryResults', { queryId });
-      if (out.status === 'Complete') return this.page(out.results ?? [], q, limit, untilMs, cursor);
+      if (out.status === 'Complete') return out.results ?? [];
       if (out.status !== 'Running' && out.status !== 'Scheduled') throw new UpstreamUnavailable('logs_query_failed', { status: out.status });
       if ((this.o.now ?? Date.now)() >= deadline) {
         await this.call('StopQuery', { queryId }).catch(() => undefined);
@@ -110,7 +129,8 @@ export class LogsInsightsEventSource implements EventSource {
     }
   }
 
-  private page(rows: { field: string; value: string }[][], q: EventQuery, limit: number, untilMs: number, cursor?: { at: string; n: number }): EventPage {
+  /** The page of `rows` after the cursor; `truncated`: the rows may go on past these (a cursor even on a short page). */
+  private page(rows: { field: string; value: string }[][], q: EventQuery, limit: number, untilMs: number, cursor: { at: string; n: number } | undefined, truncated: boolean): EventPage {
     // The query's endTime is in whole seconds (rounded up): the window's end is checked here.
     const until = new Date(untilMs).toISOString();
     const events: AuditEvent[] = [];
@@ -127,7 +147,7 @@ export class LogsInsightsEventSource implements EventSource {
     let from = 0;
     if (cursor) while (from < events.length && events[from].at >= cursor.at && from < cursor.n + events.filter((e) => e.at > cursor.at).length) from++;
     const pageEvents = events.slice(from, from + limit);
-    if (from + limit >= events.length || !pageEvents.length) return { events: pageEvents };
+    if ((from + limit >= events.length && !truncated) || !pageEvents.length) return { events: pageEvents };
     const lastAt = pageEvents[pageEvents.length - 1].at;
     const n = events.slice(0, from + limit).filter((e) => e.at === lastAt).length;
     return { events: pageEvents, next: eventCursor(lastAt, n) };

@@ -71,6 +71,28 @@ describe('LogsInsightsEventSource on the wire', () => {
     expect(calls()[0].body.limit).toBe(1001);
   });
 
+  it('a full answer whose rows the filters drop is asked again with four times the rows (up to 10,000), not ended short', async () => {
+    const vends = (n: number, from: number) => Array.from({ length: n }, (_, i) => row(from - i));
+    const denied = row(T0 - 5_000, { status: 403, reason: 'policy_deny' });
+    results = [{ status: 'Complete', results: vends(24, T0 - 1) }, { status: 'Complete', results: [...vends(30, T0 - 1), denied] }];
+    const page = await source().query({ limit: 5, type: 'denied' });
+    expect(calls().filter((c) => c.action.endsWith('StartQuery')).map((c) => c.body.limit)).toEqual([24, 96]);
+    expect(page).toEqual({ events: [expect.objectContaining({ at: new Date(T0 - 5_000).toISOString(), type: 'denied' })] });
+  });
+
+  it('at 10,000 rows a short page still carries a cursor; with no event in it the request fails (503) rather than end the listing', async () => {
+    const vends = Array.from({ length: 10_000 }, (_, i) => row(T0 - 1 - i));
+    const denied = row(T0 - 3, { status: 403, reason: 'policy_deny' });
+    results = [{ status: 'Complete', results: [...vends.slice(0, 2), denied, ...vends.slice(2, 9_999)] }];
+    const page = await source().query({ limit: 1000, type: 'denied' });
+    expect(calls().filter((c) => c.action.endsWith('StartQuery')).map((c) => c.body.limit)).toEqual([4004, 10_000]);
+    expect(page.events.map((e) => e.at)).toEqual([new Date(T0 - 3).toISOString()]);
+    expect(page.next).toEqual(expect.any(String));
+    srv.seen.length = 0;
+    results = [{ status: 'Complete', results: vends }];
+    expect(await refusal(source().query({ limit: 1000, type: 'denied' }))).toMatchObject({ code: 'upstream_unavailable', reason: 'logs_window_too_wide' });
+  });
+
   it('polls while Scheduled or Running, waiting pollMs (400 ms by default) between polls', async () => {
     results = [{ status: 'Scheduled' }, { status: 'Running' }, { status: 'Complete', results: [row(T0 - 10)] }];
     const waits: number[] = [];

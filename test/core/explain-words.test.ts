@@ -114,6 +114,7 @@ const PLAIN: [string, string][] = [
   ['logs_failed', 'CloudWatch Logs refused the Logs Insights call'],
   ['logs_query_failed', 'the Logs Insights query failed or was cancelled'],
   ['logs_query_timeout', 'the Logs Insights query did not finish within the route\'s budget: narrow the time window'],
+  ['logs_window_too_wide', 'the 10,000 newest log lines of the window held no matching event, so the page could not tell whether older ones exist: narrow the time window'],
   ['sts_access_denied', 'STS refused AssumeRole: the grant role\'s trust policy does not trust tvm (or its conditions failed)'],
   ['sts_failed', 'STS AssumeRole failed'],
   ['sts_no_credentials', 'STS answered without credentials'],
