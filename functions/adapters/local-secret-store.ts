@@ -123,10 +123,13 @@ export class SecretVersionsModel {
   }
 
   private prune(s: { versions: Record<string, StoredVersion> }): void {
+    // Newest first; versions made in the same millisecond by creation order (the versions object
+    // keeps insertion order, in memory and through the file's JSON).
     const deprecated = Object.entries(s.versions)
-      .filter(([, v]) => v.stages.length === 0)
-      .sort((a, b) => b[1].createdAt - a[1].createdAt);
-    for (const [vid] of deprecated.slice(KEEP_DEPRECATED)) delete s.versions[vid];
+      .map(([vid, v], order) => ({ vid, v, order }))
+      .filter(({ v }) => v.stages.length === 0)
+      .sort((a, b) => b.v.createdAt - a.v.createdAt || b.order - a.order);
+    for (const { vid } of deprecated.slice(KEEP_DEPRECATED)) delete s.versions[vid];
   }
 }
 

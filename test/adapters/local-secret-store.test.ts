@@ -77,6 +77,16 @@ describe('LocalSecretStore', () => {
     expect((await s.versions('k')).t2).toEqual([AWSPENDING]);
   });
 
+  it('moving or removing one label leaves the version\'s other labels where they are', async () => {
+    const s = new LocalSecretStore();
+    await s.putValue('k', 'v1', 'one', [AWSCURRENT, 'MINE']);
+    await s.putValue('k', 'v2', 'two', [AWSPENDING, 'OURS']);
+    await s.updateStage('k', AWSCURRENT, 'v2', 'v1');
+    expect(await s.versions('k')).toEqual({ v1: ['MINE', AWSPREVIOUS], v2: [AWSPENDING, 'OURS', AWSCURRENT] });
+    await s.updateStage('k', AWSPENDING, undefined, 'v2');
+    expect(await s.versions('k')).toEqual({ v1: ['MINE', AWSPREVIOUS], v2: ['OURS', AWSCURRENT] });
+  });
+
   it('a new AWSCURRENT puts AWSPREVIOUS on the version it left (only there), and reads back its labels', async () => {
     const s = new LocalSecretStore();
     await s.putValue('k', 'v1', 'one', [AWSCURRENT]);
@@ -120,6 +130,12 @@ describe('LocalSecretStore', () => {
     expect(vs.v14).toEqual([AWSCURRENT]);
     expect(vs.v13).toEqual([AWSPREVIOUS]);
     expect(Object.keys(vs).sort()).toEqual(['v10', 'v11', 'v12', 'v13', 'v14', 'v3', 'v4', 'v5', 'v6', 'v7', 'v8', 'v9']);
+  });
+
+  it('versions made in the same millisecond are pruned oldest first too (creation order breaks the tie)', () => {
+    const m = new SecretVersionsModel({}, () => 1_800_000_000_000);
+    for (let i = 1; i <= 14; i++) m.put('k', `v${i}`, `x${i}`, undefined, true);
+    expect(Object.keys(m.versions('k')).sort()).toEqual(['v10', 'v11', 'v12', 'v13', 'v14', 'v3', 'v4', 'v5', 'v6', 'v7', 'v8', 'v9']);
   });
 
   it('the model: an unknown secret is ResourceNotFoundException; create makes an empty one', () => {
