@@ -175,8 +175,10 @@ export class IamRoleRevoker implements RoleRevoker {
       try {
         await this.apply(roleArn, fast.version);
         // The record's `chars` after an atomic add counts the entries, not the statement around
-        // them (its margin is checked instead): answer the size of the policy as it now stands.
-        return { fallback: false, policyChars: denyPolicyChars((await this.read(roleArn)).state) };
+        // them (its margin is checked instead): answer the policy as it now stands, with the
+        // cutoff of a fallback in force (as the general path does).
+        const { state } = await this.read(roleArn);
+        return { ...(state.fallback ? { fallbackIssuedBefore: state.fallback.issuedBefore } : {}), fallback: false, policyChars: denyPolicyChars(state) };
       } catch (e) {
         if (e instanceof TvmError || !isNamed(e, 'LimitExceeded', 'LimitExceededException')) throw e instanceof TvmError ? e : mapIamError(e, roleArn, 'PutRolePolicy');
         budget = Math.min(budget - 1, await this.budgetFor(roleArn));

@@ -826,3 +826,45 @@ describe('prune, fallbacks, the policy missing in IAM, paging', () => {
     await expect(rv.deny(arn, [session()])).rejects.toMatchObject({ reason: 'deny_policy_no_room', detail: { budget: INLINE_POLICY_BUDGET - 2 * policyChars(doc(5000)) } });
   });
 });
+
+describe('the atomic path on a role with a record, and what it answers', () => {
+  it('a session added to an existing record still takes the atomic path', async () => {
+    const arn = fresh();
+    await rig().rv.deny(arn, [session()]);
+    const s = session();
+    await rig({ contend: true }).rv.deny(arn, [s]);
+    expect(Object.keys((await rig().rv.stateOf(arn)).sessions)).toContain(s.sessionName);
+  });
+
+  it('with a role fallback in force, an atomic add answers its cutoff too (DenyOutcome.fallbackIssuedBefore)', async () => {
+    const arn = fresh();
+    await crowd(arn, 1000);
+    const rv = rig().rv;
+    let engaged = false;
+    for (let i = 0; i < 40 && !engaged; i++) engaged = (await rv.deny(arn, Array.from({ length: 9 }, () => session()))).fallback;
+    expect(engaged).toBe(true);
+    nowMs += 2000;
+    const out = await rig({ contend: true }).rv.deny(arn, [session()]);
+    expect(out.fallback).toBe(false);
+    expect(out.fallbackIssuedBefore).toBe((await rv.stateOf(arn)).fallback!.issuedBefore);
+  });
+
+  it('deferring to a later claim whose writer dies: it waits until that claim is past its deadline, then puts', async () => {
+    const arn = fresh();
+    await rig().rv.deny(arn, [session()]);
+    await setClaim(arn, 'ahead', nowMs);
+    const { rv, calls, sleeps } = rig({
+      onSleep: async (_ms, k) => {
+        nowMs += 10_000;
+        if (k === 1) await setClaim(arn, 'later', nowMs);
+        if (k === 2) await dropClaim(arn, 'ahead');
+      },
+    });
+    const s = session();
+    await rv.deny(arn, [s]);
+    expect(sleeps).toHaveLength(6);
+    expect(n(calls.iam, 'PutRolePolicy')).toBe(1);
+    expect(await denyDoc(arn)).toContain(s.sessionName);
+    expect((await item(arn))!.inflight).toEqual({});
+  });
+});
