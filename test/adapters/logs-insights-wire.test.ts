@@ -90,7 +90,9 @@ describe('LogsInsightsEventSource on the wire', () => {
     expect(page.next).toEqual(expect.any(String));
     srv.seen.length = 0;
     results = [{ status: 'Complete', results: vends }];
-    expect(await refusal(source().query({ limit: 1000, type: 'denied' }))).toMatchObject({ code: 'upstream_unavailable', reason: 'logs_window_too_wide' });
+    expect(await refusal(source().query({ limit: 1000, type: 'denied' }))).toMatchObject({
+      code: 'upstream_unavailable', reason: 'logs_window_too_wide', detail: { read: 10_000, since: new Date(T0 - 86_400_000).toISOString(), until: new Date(T0).toISOString() },
+    });
   });
 
   it('polls while Scheduled or Running, waiting pollMs (400 ms by default) between polls', async () => {
