@@ -180,7 +180,9 @@ export class IamRoleRevoker implements RoleRevoker {
         const { state } = await this.read(roleArn);
         return { ...(state.fallback ? { fallbackIssuedBefore: state.fallback.issuedBefore } : {}), fallback: false, policyChars: denyPolicyChars(state) };
       } catch (e) {
-        if (e instanceof TvmError || !isNamed(e, 'LimitExceeded', 'LimitExceededException')) throw e instanceof TvmError ? e : mapIamError(e, roleArn, 'PutRolePolicy');
+        // apply maps IAM's errors itself but LimitExceeded; anything else raw is DynamoDB's (the
+        // record's reads and claims) and goes up as it is, as from the rest of deny, not as IAM's.
+        if (e instanceof TvmError || !isNamed(e, 'LimitExceeded', 'LimitExceededException')) throw e;
         budget = Math.min(budget - 1, await this.budgetFor(roleArn));
         this.budgets.set(roleArn, { budget, at: this.options.clock.now() });
       }
@@ -204,8 +206,8 @@ export class IamRoleRevoker implements RoleRevoker {
       } catch (e) {
         // Another inline policy grew between our size check and the put: re-measure and let the
         // fallback make room (a revocation never fails for lack of room).
-        if (e instanceof TvmError) throw e;
-        if (!isNamed(e, 'LimitExceeded', 'LimitExceededException') || round >= 3) throw mapIamError(e, roleArn, 'PutRolePolicy');
+        if (e instanceof TvmError || !isNamed(e, 'LimitExceeded', 'LimitExceededException')) throw e; // DynamoDB's, as above
+        if (round >= 3) throw mapIamError(e, roleArn, 'PutRolePolicy');
         budget = Math.min(budget - 1, await this.budgetFor(roleArn));
         this.budgets.set(roleArn, { budget, at: this.options.clock.now() });
         continue;

@@ -515,12 +515,17 @@ describe('apply: claims, turns and rounds', () => {
     expect((await item(arn))!.inflight).toEqual({});
   });
 
-  it('a DynamoDB error on the claim is not retried, and nothing is put', async () => {
-    const arn = fresh();
-    const { rv, calls } = rig({ ddb: (k, _c, i) => { if (k === 'claim' && i === 1) throw fault('ProvisionedThroughputExceededException', { $fault: 'client' }); } });
-    await expect(rv.deny(arn, [session()])).rejects.toMatchObject({ detail: { iamError: 'ProvisionedThroughputExceededException' } });
-    expect(n(calls.ddb, 'claim')).toBe(1);
-    expect(n(calls.iam, 'PutRolePolicy')).toBe(0);
+  it('a DynamoDB error on the claim is not retried, nothing is put, and it goes up as DynamoDB\'s (not labelled an IAM failure), on either path', async () => {
+    for (const entries of [[session()], [source()]]) {
+      const arn = fresh();
+      const { rv, calls } = rig({ ddb: (k, _c, i) => { if (k === 'claim' && i === 1) throw fault('ProvisionedThroughputExceededException', { $fault: 'client' }); } });
+      const err = await rv.deny(arn, entries).catch((e) => e);
+      expect(err).not.toBeInstanceOf(UpstreamUnavailable);
+      expect(err).not.toBeInstanceOf(Throttled);
+      expect(err).toMatchObject({ name: 'ProvisionedThroughputExceededException', message: 'injected ProvisionedThroughputExceededException' });
+      expect(n(calls.ddb, 'claim')).toBe(1);
+      expect(n(calls.iam, 'PutRolePolicy')).toBe(0);
+    }
   });
 
   it('waits for a put claimed before its own to finish before putting', async () => {
