@@ -4,7 +4,7 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { GrantConfig } from '../../functions/core/config.js';
-import { AccessDenied, Throttled, TvmError } from '../../functions/core/errors.js';
+import { AccessDenied, Throttled, TvmError, UpstreamUnavailable } from '../../functions/core/errors.js';
 import { isLive, sessionNameFor } from '../../functions/core/lease.js';
 import type {
   AssumeRoleInput,
@@ -475,5 +475,101 @@ describe('what one principal can make tvm do (checkLimits)', () => {
     leases.leases.delete('Lpending');
     const { lease } = await vendCredentials(deps, request());
     expect(lease.status).toBe('active');
+  });
+});
+
+/**
+ * A refusal's `detail` is what the audit log and `tvm explain` record of it (errors.ts: "detail
+ * goes to the log only"), so each one is asserted whole: its class, code, reason and detail.
+ */
+describe('what each refusal records (class, code, reason and detail)', () => {
+  async function thrown(p: Promise<unknown>): Promise<TvmError> {
+    const e = await p.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(TvmError);
+    return e as TvmError;
+  }
+  const fields = (e: TvmError) => ({ class: e.constructor, code: e.code, reason: e.reason, detail: e.detail });
+
+  it('unknown_grant names the grant asked for', async () => {
+    expect(fields(await thrown(vendCredentials(deps, request({ grant: 'nope' }))))).toEqual({ class: AccessDenied, code: 'access_denied', reason: 'unknown_grant', detail: { grant: 'nope' } });
+  });
+
+  it('principal_rate names the principal and the configured window', async () => {
+    deps.rates = { take: async () => false };
+    expect(fields(await thrown(vendCredentials(deps, request())))).toEqual({ class: Throttled, code: 'throttled', reason: 'principal_rate', detail: { principal: 'dev|agent-1', vends: 1000, windowSeconds: 60 } });
+  });
+
+  it('max_live_leases names the principal, the grant, the live count and the limit', async () => {
+    deps.config = { ...deps.config, grants: [{ ...GRANTS[0], maxLiveLeasesPerPrincipal: 1 }] };
+    await vendCredentials(deps, request());
+    deps.ids = { leaseId: () => 'Lsecondleaseidxxxxxxxxxxxx' };
+    expect(fields(await thrown(vendCredentials(deps, request())))).toEqual({
+      class: Throttled,
+      code: 'throttled',
+      reason: 'max_live_leases',
+      detail: { principal: 'dev|agent-1', grant: 'reports-read', live: 1, max: 1 },
+    });
+  });
+
+  it('a grant without maxLiveLeasesPerPrincipal reads no lease listing (no store round trip per vend for a limit that does not exist)', async () => {
+    let pages = 0;
+    const page = leases.page.bind(leases);
+    leases.page = (q) => (pages++, page(q));
+    await vendCredentials(deps, request());
+    expect(pages).toBe(0);
+    deps.config = { ...deps.config, grants: [{ ...GRANTS[0], maxLiveLeasesPerPrincipal: 5 }] };
+    deps.ids = { leaseId: () => 'Lsecondleaseidxxxxxxxxxxxx' };
+    await vendCredentials(deps, request());
+    expect(pages).toBeGreaterThan(0);
+  });
+
+  it('limits_unavailable carries the store error', async () => {
+    deps.rates = { take: async () => { throw new Error('connect ECONNREFUSED 127.0.0.1:8000'); } };
+    expect(fields(await thrown(vendCredentials(deps, request())))).toEqual({
+      class: UpstreamUnavailable,
+      code: 'upstream_unavailable',
+      reason: 'limits_unavailable',
+      detail: { error: 'connect ECONNREFUSED 127.0.0.1:8000' },
+    });
+  });
+
+  it('lease_store_unavailable carries the store error and whether STS issued a session (dropped unheld)', async () => {
+    leases.failOn.createPending = new Error('ECONNREFUSED');
+    expect(fields(await thrown(vendCredentials(deps, request())))).toEqual({
+      class: UpstreamUnavailable,
+      code: 'upstream_unavailable',
+      reason: 'lease_store_unavailable',
+      detail: { error: 'ECONNREFUSED', stsIssued: true },
+    });
+    sts.error = new Error('socket hang up');
+    expect(fields(await thrown(vendCredentials(deps, request())))).toEqual({
+      class: UpstreamUnavailable,
+      code: 'upstream_unavailable',
+      reason: 'lease_store_unavailable',
+      detail: { error: 'ECONNREFUSED', stsIssued: false },
+    });
+  });
+
+  it('sts_failed carries the STS error', async () => {
+    sts.error = new Error('socket hang up');
+    expect(fields(await thrown(vendCredentials(deps, request())))).toEqual({ class: UpstreamUnavailable, code: 'upstream_unavailable', reason: 'sts_failed', detail: { error: 'socket hang up' } });
+  });
+
+  it('lease_activate_failed names the lease left pending and the store error', async () => {
+    leases.failOn.activate = new Error('ddb down');
+    expect(fields(await thrown(vendCredentials(deps, request())))).toEqual({
+      class: UpstreamUnavailable,
+      code: 'upstream_unavailable',
+      reason: 'lease_activate_failed',
+      detail: { leaseId: LEASE, error: 'ddb down' },
+    });
+  });
+
+  it("the lease's issued event records the access key id and STS's expiry (never the secret)", async () => {
+    const { lease } = await vendCredentials(deps, request());
+    expect(lease.events[1]).toEqual({ at: ISO, type: 'issued', by: 'dev|agent-1', detail: { accessKeyId: CREDS.accessKeyId, expiresAt: CREDS.expiration } });
   });
 });
