@@ -164,6 +164,9 @@ const WITH_DETAIL: [string, string][] = [
   ['duration_out_of_bounds', 'the requested duration (60 s) is outside 900–3600 seconds (a duration within them but over the grant\'s max is shortened to the max, not refused)'],
   ['bad_field', 'the request field "grant" is not valid (too long)'],
   ['path_not_allowed', 'the vendor path /v1/x is not in the vendor\'s broker allow-list'],
+  ['unknown_grant', 'the grant "reports-reed" is not configured'],
+  ['placeholder_missing', 'the session policy or tags name a value the request did not carry (claims.team)'],
+  ['placeholder_unsafe', 'a value filled into the session policy contains characters tvm refuses there (claims.team)'],
 ];
 
 describe('reason codes in words', () => {
@@ -239,6 +242,18 @@ describe('explainRequest', () => {
     expect(explainRequest('r8', [event('vendor_timeout', { requestId: 'r8', type: 'failed', name: 'broker', vendor: 'datadog' })])).toEqual([
       `${AT}  broker for vendor datadog: failed`,
       'because the vendor did not answer in time [vendor_timeout]',
+    ]);
+  });
+
+  it('leads with the routed event even when an unrouted one of the request came first', () => {
+    const lines = explainRequest('r5', [
+      event('jwks_timeout', { at: at(1), requestId: 'r5', type: 'failed', name: 'jwks_fetch' }),
+      event('unknown_kid', { at: at(2), requestId: 'r5', route: 'POST /v1/vend', status: 401 }),
+    ]);
+    expect(lines).toEqual([
+      `${at(2)}  POST /v1/vend: denied (HTTP 401)`,
+      "because no key in the issuer's JWKS matches the token's kid [unknown_kid]",
+      `  ${at(1)}  failed: the issuer's JWKS did not answer in time, so the token could not be checked (fail closed)`,
     ]);
   });
 
