@@ -93,6 +93,8 @@ describe('toAuditEvent', () => {
     ['an audit line without an event name', { event: 7 }],
     ['no timestamp', { timestamp: undefined }],
     ['a numeric timestamp', { timestamp: 1893456000000 }],
+    // Date.parse(2030) reads the number as the year 2030: only a string timestamp is one.
+    ['a numeric timestamp Date.parse would read as a year', { timestamp: 2030 }],
     ['an unreadable timestamp', { timestamp: 'yesterday' }],
   ])('%s is no event', (_label, over) => {
     expect(toAuditEvent(line(over))).toBeUndefined();
