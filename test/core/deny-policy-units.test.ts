@@ -202,3 +202,64 @@ describe('addDenyEntries: the folds', () => {
     expect(e.message).toBe(`the role's other inline policies leave 60 characters; the fallback alone needs ${e.needed}`);
   });
 });
+
+/** A document that fits to the character fits: each budget check is `chars <= budget`. */
+describe('addDenyEntries at a budget met exactly', () => {
+  const named = (p: string, n: number, over: Partial<Extract<DenyEntry, { kind: 'session' }>> = {}) => Array.from({ length: n }, (_, i) => sess(`tvm-${p}${i}`, over));
+
+  it('entries that fit to the character engage no fallback', () => {
+    const entries = named('a', 3);
+    const exact = denyPolicyChars(addDenyEntries(emptyDenyState(), entries, NOW, BIG).state);
+    const r = addDenyEntries(emptyDenyState(), entries, NOW, exact);
+    expect([r.fallback, Object.keys(r.state.sessions).length]).toEqual([false, 3]);
+  });
+
+  it("a principal's fold that fits to the character is answered, not refused", () => {
+    const entries = named('b', 8, { sourceIdentity: 'dev.b' });
+    const scope = { kind: 'principal' as const, sourceIdentity: 'dev.b' };
+    const all = denyPolicyChars(addDenyEntries(emptyDenyState(), entries, NOW, BIG).state);
+    const folded = addDenyEntries(emptyDenyState(), entries, NOW, all - 1, scope);
+    const exact = denyPolicyChars(folded.state);
+    expect(exact).toBeLessThan(all - 1);
+    expect(addDenyEntries(emptyDenyState(), entries, NOW, exact, scope)).toEqual(folded);
+  });
+
+  it('the role fallback beside the pending sessions, fitting to the character, keeps them by name', () => {
+    const entries = [...named('c', 40), ...named('p', 2, { issued: false })];
+    const all = denyPolicyChars(addDenyEntries(emptyDenyState(), entries, NOW, BIG).state);
+    const kept = addDenyEntries(emptyDenyState(), entries, NOW, all - 1);
+    expect(Object.keys(kept.state.sessions).sort()).toEqual(['tvm-p0', 'tvm-p1']);
+    const exact = denyPolicyChars(kept.state);
+    expect(addDenyEntries(emptyDenyState(), entries, NOW, exact)).toEqual(kept);
+  });
+
+  it('the role fallback alone, fitting to the character, is answered, not DenyPolicyNoRoom', () => {
+    const entries = [...named('d', 8), ...named('q', 6, { issued: false })];
+    const all = denyPolicyChars(addDenyEntries(emptyDenyState(), entries, NOW, BIG).state);
+    const alone = addDenyEntries(emptyDenyState(), entries, NOW, 200);
+    expect(alone.state.sessions).toEqual({});
+    const exact = denyPolicyChars(alone.state);
+    expect(exact).toBeLessThan(all);
+    expect(addDenyEntries(emptyDenyState(), entries, NOW, exact)).toEqual(alone);
+  });
+});
+
+describe('mergeEntry: a session denied again', () => {
+  const name = 'tvm-Lmerge';
+  const start = () => addDenyEntries(emptyDenyState(), [sess(name)], NOW, BIG).state;
+
+  it('with a later expiry: the later expiry is kept and the state changed', () => {
+    const r = addDenyEntries(start(), [sess(name, { expiresAt: NOW + 1800 })], NOW, BIG);
+    expect([r.unchanged, r.state.sessions[name].expiresAt]).toEqual([false, NOW + 1800]);
+  });
+
+  it('now with its source identity: the source is recorded and the state changed', () => {
+    const r = addDenyEntries(start(), [sess(name, { sourceIdentity: 'dev.m' })], NOW, BIG);
+    expect([r.unchanged, r.state.sessions[name].source]).toEqual([false, 'dev.m']);
+  });
+
+  it('as pending after it was known issued: it stays issued, nothing changed', () => {
+    const r = addDenyEntries(start(), [sess(name, { issued: false })], NOW, BIG);
+    expect([r.unchanged, r.state.sessions[name].issued]).toEqual([true, true]);
+  });
+});
