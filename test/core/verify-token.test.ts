@@ -2,10 +2,10 @@
  * verifyToken with keys generated per run, a local JWKS as the key resolver and a fixed clock.
  * Every refusal is asserted on its code and reason, never its message.
  */
-import { createLocalJWKSet, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JSONWebKeySet, type JWK, SignJWT } from 'jose';
+import { createLocalJWKSet, errors as joseErrors, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JSONWebKeySet, type JWK, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { IssuerConfig } from '../../functions/core/config.js';
-import { TvmError } from '../../functions/core/errors.js';
+import { InvalidToken, TokenReplayed, TvmError, UpstreamUnavailable } from '../../functions/core/errors.js';
 import type { KeyResolver, ReplayGuard } from '../../functions/core/ports.js';
 import {
   CLOCK_SKEW_SECONDS,
@@ -345,5 +345,81 @@ describe('findIssuer', () => {
     ['', undefined],
   ])('%s → %s', (iss, name) => {
     expect(findIssuer(ISSUERS, iss)?.name).toBe(name);
+  });
+});
+
+/**
+ * A refusal's `detail` is what the audit log and `tvm explain` record (which issuer, what
+ * failed): asserted whole here, with the error's class, code and reason.
+ */
+describe('what each refusal records (class, code, reason and detail)', () => {
+  async function fields(p: Promise<unknown>) {
+    const e = await p.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(TvmError);
+    const t = e as TvmError;
+    return { class: t.constructor, code: t.code, reason: t.reason, detail: t.detail };
+  }
+  const bad = (reason: string, detail: Record<string, unknown> = { issuer: 'dev' }) => ({ class: InvalidToken, code: 'invalid_token', reason, detail });
+  const down = (reason: string, detail: Record<string, unknown> = { issuer: 'dev' }) => ({ class: UpstreamUnavailable, code: 'upstream_unavailable', reason, detail });
+  /** A key resolver that fails the way `thrown` says, for the jose error branches. */
+  const failingKeys = (thrown: unknown): KeyResolver => () => async () => {
+    throw thrown;
+  };
+
+  it.each([
+    ['an expired token', () => signDev({ exp: NOW_S - 600 }), bad('token_expired')],
+    ['a token not valid yet', () => signDev({ nbf: NOW_S + 600 }), bad('claim_nbf_check_failed')],
+    ['an alg the issuer does not allow', () => sign(devClaims(), { alg: 'RS256' }, ciKey), bad('alg_not_allowed')],
+    ['an unknown kid', () => signDev({}, { kid: 'other' }), bad('unknown_kid')],
+    ['a signature by another key', () => sign(devClaims(), {}, strangerKey), bad('bad_signature')],
+    ['a foreign audience in an aud array', () => signDev({ aud: ['tvm', 'other'] }), bad('foreign_audience')],
+    ['iat past the skew', () => signDev({ iat: NOW_S + CLOCK_SKEW_SECONDS + 1 }), bad('iat_in_future')],
+    ['a sub of 513 characters', () => signDev({ sub: 's'.repeat(513) }), bad('bad_sub')],
+    ['an exp no store can keep', () => signDev({ exp: 1e20 }), bad('bad_exp')],
+    ['a jti of 257 characters (single-use issuer)', () => signCi({ jti: 'j'.repeat(257) }), bad('missing_jti', { issuer: 'ci' })],
+  ])('%s', async (_name, token, want) => {
+    expect(await fields(verifyToken(deps(), await token()))).toEqual(want);
+  });
+
+  it.each([
+    ['the JWKS timed out', new joseErrors.JWKSTimeout(), down('jwks_timeout')],
+    ['the JWKS is not a key set', new joseErrors.JWKSInvalid(), down('jwks_invalid')],
+    ["jose's generic error (a non-200 JWKS answer)", new joseErrors.JOSEError('Expected 200 OK'), down('jwks_unreachable')],
+    ['another jose error', new joseErrors.JWTInvalid('x'), bad('err_jwt_invalid')],
+    ['a network error', new Error('getaddrinfo ENOTFOUND'), down('jwks_unreachable', { issuer: 'dev', error: 'getaddrinfo ENOTFOUND' })],
+    ['a throw that is not an Error', undefined, down('jwks_unreachable', { issuer: 'dev', error: undefined })],
+    ['a tvm refusal from the resolver (its backoff)', new UpstreamUnavailable('jwks_backoff', { issuer: 'dev', until: 1 }), down('jwks_backoff', { issuer: 'dev', until: 1 })],
+    ['a tvm token refusal from the resolver', new InvalidToken('unknown_kid', { issuer: 'dev', kid: 'k' }), bad('unknown_kid', { issuer: 'dev', kid: 'k' })],
+  ])('the key resolver fails: %s', async (_name, thrown, want) => {
+    expect(await fields(verifyToken(deps({ keys: failingKeys(thrown) }), await signDev()))).toEqual(want);
+  });
+
+  it('a replayed single-use token names its issuer; a replay store that cannot answer carries its error', async () => {
+    const d = deps();
+    const token = await signCi();
+    await verifyToken(d, token);
+    expect(await fields(verifyToken(d, token))).toEqual({ class: TokenReplayed, code: 'token_replayed', reason: 'token_replayed', detail: { issuer: 'ci' } });
+    const broken = deps({ replay: { claim: async () => { throw new Error('ddb down'); } } });
+    expect(await fields(verifyToken(broken, await signCi({ jti: 'j-2' })))).toEqual(down('replay_store_unavailable', { error: 'ddb down' }));
+  });
+
+  it('a token over 16 KiB is token_too_large; one of exactly 16 KiB is read (and refused for what it is)', async () => {
+    expect(await fields(verifyToken(deps(), 'a'.repeat(MAX_TOKEN_BYTES + 1)))).toEqual({ class: InvalidToken, code: 'invalid_token', reason: 'token_too_large', detail: undefined });
+    expect((await fields(verifyToken(deps(), 'a'.repeat(MAX_TOKEN_BYTES)))).reason).toBe('malformed');
+  });
+});
+
+describe('verifyToken accepts at each bound', () => {
+  it.each([
+    ['iat exactly at now plus the skew', () => signDev({ iat: NOW_S + CLOCK_SKEW_SECONDS })],
+    ['a sub of exactly 512 characters', () => signDev({ sub: 's'.repeat(512) })],
+    ['a jti of exactly 256 characters (single-use issuer)', () => signCi({ jti: 'j'.repeat(256) })],
+    ['a non-string cty header (only cty "JWT" is a nested token)', () => signDev({}, { cty: 7 })],
+    ['a cty header naming another content type', () => signDev({}, { cty: 'application/example' })],
+  ])('%s', async (_name, token) => {
+    await expect(verifyToken(deps(), await token())).resolves.toMatchObject({ sub: expect.any(String) });
   });
 });
