@@ -38,6 +38,8 @@ export const GROUPS = {
     testFiles: [
       'test/core/rotation/**/*.test.ts', 'test/core/errors.test.ts', 'test/core/vendor-config.test.ts',
       'test/core/broker-use-case.test.ts', 'test/core/broker-request.test.ts',
+      // the admin route's deadline (rotateVendorKey with a deadline) is driven from its handler
+      'test/handlers/admin-deadline.test.ts',
     ],
   },
   // docs/mutation/adapters.md
