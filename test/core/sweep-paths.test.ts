@@ -165,6 +165,14 @@ describe('sweepLeases: errors name what failed', () => {
 });
 
 describe('sweepLeases: settling', () => {
+  it('a settle deny that needed no fallback notes none', async () => {
+    const d = setup();
+    d.leases.put(makeLease({ status: 'pending' }, d.clock));
+    d.clock.advance(400);
+    expect((await sweepLeases(d)).settled).toBe(1);
+    expect(events(d, 'revocation_fallback')).toEqual([]);
+  });
+
   it('denies the pending leases of each role in one call', async () => {
     const d = setup();
     const ps = [makeLease({ status: 'pending' }, d.clock), makeLease({ status: 'pending', roleArn: DEPLOY }, d.clock), makeLease({ status: 'pending' }, d.clock)];
