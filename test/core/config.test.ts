@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { validatePolicies } from '../../functions/adapters/cedar-policy.js';
 import { checkConfig } from '../../functions/core/check-config.js';
-import { configSchema, formatPath, type ConfigProblem, type TvmConfig } from '../../functions/core/config.js';
+import { configSchema, formatPath, forDeployment, type ConfigProblem, type TvmConfig } from '../../functions/core/config.js';
 import { ConfigError, loadConfig, splitCedar } from '../../functions/shared/load-config.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tvm-config-test-'));
@@ -137,6 +137,9 @@ describe('loadConfig refuses, naming file, path and what is wrong', () => {
     ['an http issuer on a look-alike host', yamlOf({ issuers: ISSUER.replace('http://127.0.0.1:8787', 'http://127.0.0.1.evil.com') }), 'issuers[0].issuer', /https/],
     ['alg none', yamlOf({ issuers: ISSUER + '    algorithms: [none]\n' }), 'issuers[0].algorithms[0]', /never none or HS/],
     ['alg HS256', yamlOf({ issuers: ISSUER + '    algorithms: [RS256, HS256]\n' }), 'issuers[0].algorithms[1]', /never none or HS/],
+    ['alg HS256: the refusal names every algorithm allowed', yamlOf({ issuers: ISSUER + '    algorithms: [HS256]\n' }), 'issuers[0].algorithms[0]', /^must be one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA \(never none or HS\*\)$/],
+    ['a statement with neither Action nor NotAction', yamlOf({ grants: GRANT.replace(/ +Action:.*\n/, '') }), 'grants[0].sessionPolicy.Statement[0]', /exactly one of Action or NotAction/],
+    ['a statement with Resource and NotResource', yamlOf({ grants: GRANT + '          NotResource: ["arn:aws:s3:::other/*"]\n' }), 'grants[0].sessionPolicy.Statement[0]', /exactly one of Resource or NotResource/],
     ['an issuer name with capitals', yamlOf({ issuers: ISSUER.replace('name: dev', 'name: Dev') }), 'issuers[0].name', /\[a-z0-9-\]\+/],
     ['a role ARN that is not one', yamlOf({ grants: GRANT.replace(':role/', ':user/') }), 'grants[0].roleArn', /IAM role ARN/],
     ['a statement with Action and NotAction', yamlOf({ grants: GRANT + '          NotAction: [s3:PutObject]\n' }), 'grants[0].sessionPolicy.Statement[0]', /exactly one of Action or NotAction/],
@@ -279,5 +282,29 @@ describe('checkConfig and formatPath (pure)', () => {
     });
     const config: TvmConfig = { ...parsed, cedar: [{ id: 'a', file: 'x.cedar', text: '' }], source: 'tvm.yaml' };
     expect(checkConfig(config)).toEqual([]);
+  });
+});
+
+describe('statements with NotAction or NotResource', () => {
+  it('a statement naming NotAction instead of Action, or NotResource instead of Resource, loads', () => {
+    const grants = GRANT.replace('Action: [s3:GetObject]', 'NotAction: [s3:DeleteObject]').replace(/Resource: (\[.*\])/, 'NotResource: $1');
+    const config = loadConfig(write(yamlOf({ grants })));
+    expect(config.grants[0].sessionPolicy.Statement[0]).toMatchObject({ NotAction: ['s3:DeleteObject'], NotResource: ['arn:aws:s3:::reports/${claims.team}/*'] });
+  });
+});
+
+describe('forDeployment', () => {
+  it('a config without a local section keeps every issuer and has no problem', () => {
+    const config = loadConfig(write(yamlOf()));
+    expect(config.local).toBeUndefined();
+    const out = forDeployment(config);
+    expect(out.problems).toEqual([]);
+    expect(out.config.issuers.map((i) => i.name)).toEqual(['dev']);
+  });
+
+  it('a config whose only issuer is the local dev issuer leaves nothing to deploy, and says so', () => {
+    const file = write(yamlOf({ extra: 'local:\n  devIssuer: dev\n' }));
+    const { problems } = forDeployment(loadConfig(file));
+    expect(problems).toEqual([{ file, path: 'issuers', message: "no issuer is left to deploy once the local dev issuer 'dev' is removed" }]);
   });
 });

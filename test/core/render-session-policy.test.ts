@@ -73,6 +73,19 @@ describe('renderSessionPolicy fills placeholders', () => {
   });
 });
 
+describe('renderSessionPolicy keeps what has no placeholder', () => {
+  it('numbers, booleans and strings in a Condition render as they are (only strings are searched)', () => {
+    const g = grant('arn:aws:s3:::reports/*', undefined, {
+      Condition: { NumericLessThan: { 'aws:MultiFactorAuthAge': 3600 }, Bool: { 'aws:SecureTransport': true }, StringEquals: { 's3:prefix': 'a' } } as never,
+    });
+    expect(JSON.parse(renderSessionPolicy(g, values())).Statement[0].Condition).toEqual({
+      NumericLessThan: { 'aws:MultiFactorAuthAge': 3600 },
+      Bool: { 'aws:SecureTransport': true },
+      StringEquals: { 's3:prefix': 'a' },
+    });
+  });
+});
+
 describe('renderSessionPolicy refuses', () => {
   // A claim value that tries to widen the policy is refused, never escaped.
   it.each([
@@ -122,8 +135,12 @@ describe('renderSessionPolicy refuses', () => {
     ['an absent context value', 'r/${context.tool}', values()],
     ['an inherited property', 'r/${claims.toString}', values()],
     ['an inherited context property', 'r/${context.constructor}', values()],
-  ])('%s → placeholder_missing', (_name, template, v) => {
-    expect(refusal(() => renderSessionPolicy(grant(template), v))).toMatchObject({ code: 'invalid_request', reason: 'placeholder_missing' });
+  ])('%s → placeholder_missing, naming the grant and the placeholder', (_name, template, v) => {
+    expect(refusal(() => renderSessionPolicy(grant(template), v))).toEqual({
+      code: 'invalid_request',
+      reason: 'placeholder_missing',
+      detail: { grant: 'reports-read', placeholder: template.slice('r/${'.length, -1) },
+    });
   });
 
   it('a rendered policy over 2,048 characters → session_policy_too_large, naming the grant', () => {
