@@ -15,15 +15,15 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
 import { startLocalStack } from '../local/stack.js';
 import { coldStart, type ColdStart } from './cold-start.js';
 import { AWS_LIKE, floorVsVend, type FloorVsVend } from './floor-vs-vend.js';
 import { loadBench, type LoadBench } from './load.js';
 import { soakBench, type Soak } from './soak.js';
+import { writeBenchConfig } from './bench-config.js';
 import { startRemoteServices, type RemoteServices } from './remote-services.js';
 import { progress, round } from './stats.js';
 import { sweepBench, type SweepBench } from './sweep.js';
@@ -91,23 +91,17 @@ async function main(): Promise<void> {
     loadavg_start: loadavg().map((x) => round(x, 2)),
   } as { nproc: number; cpu: string; node: string; platform: string; date: string; loadavg_start: number[]; services?: string };
   progress(`machine: ${machine.nproc} × ${machine.cpu}, node ${machine.node}, load average ${machine.loadavg_start.join(' ')}`);
-  // The example config with the per-principal vend rate lifted: the load bench drives 32 principals
-  // far past what one workload should do (a 429 is not what it measures).
-  const configDir = mkdtempSync(join(tmpdir(), 'tvm-bench-config-'));
-  const example = parse(readFileSync('config/tvm.yaml', 'utf8'));
-  example.leases = { ...example.leases, ratePerPrincipal: { vends: 1_000_000, windowSeconds: 60 } };
-  writeFileSync(join(configDir, 'tvm.yaml'), stringify(example));
-  cpSync('config/policies', join(configDir, 'policies'), { recursive: true });
-  cpSync('config/local-s3', join(configDir, 'local-s3'), { recursive: true });
+  // The example config with the per-principal vend rate lifted (bench/bench-config.ts).
+  const { dir: configDir, configPath } = writeBenchConfig('tvm-bench-config-');
   // The soak starts its own `tvm dev`; the in-process stack is only for the other parts.
   const inProcess = [...only].some((k) => k !== 'soak');
-  const stack = inProcess ? await startLocalStack({ configPath: join(configDir, 'tvm.yaml'), port: 0, ephemeral: true, logSink: () => {}, sweepIntervalMs: 0, rotateIntervalMs: 0 }) : undefined;
+  const stack = inProcess ? await startLocalStack({ configPath: configPath, port: 0, ephemeral: true, logSink: () => {}, sweepIntervalMs: 0, rotateIntervalMs: 0 }) : undefined;
   // The bench's AWS (DynamoDB, STS, IAM) in a process of its own, on the other core: AWS's services
   // do not run on the caller's CPU (bench/services.ts). --services=inline keeps them in this process.
   const inline = args.get('services') === 'inline';
   if (!inline && args.has('services')) throw new Error(`bench: --services is inline or absent, not ${args.get('services')}`);
   const remote: RemoteServices | undefined =
-    stack && !inline && ['sweep', 'floor', 'sim', 'cold'].some((k) => only.has(k)) ? await startRemoteServices(stack, join(configDir, 'tvm.yaml')) : undefined;
+    stack && !inline && ['sweep', 'floor', 'sim', 'cold'].some((k) => only.has(k)) ? await startRemoteServices(stack, configPath) : undefined;
   const aws = remote?.stack ?? stack;
   const services = remote ? `own process${remote.cpu === null ? '' : `, pinned to CPU ${remote.cpu}`}` : 'in the bench process';
   if (stack) progress(`AWS services (DynamoDB, STS, IAM): ${services}`), (machine.services = services);

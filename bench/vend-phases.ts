@@ -10,27 +10,20 @@
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { rmSync } from 'node:fs';
 import type { AuthzRequest } from '../functions/core/ports.js';
 import { createVendHandler } from '../functions/vend/handler.js';
 import { startLocalStack } from '../local/stack.js';
 import { httpEvent } from '../test/helpers/events.js';
+import { writeBenchConfig } from './bench-config.js';
 import { AWS_LIKE, GRANT, injectLatency } from './floor-vs-vend.js';
 import { startRemoteServices } from './remote-services.js';
 
 const args = new Set(process.argv.slice(2));
 const vends = Number([...args].find((a) => a.startsWith('--vends='))?.slice(8) ?? 400);
-const configDir = mkdtempSync(join(tmpdir(), 'tvm-phases-'));
-const example = parse(readFileSync('config/tvm.yaml', 'utf8'));
-example.leases = { ...example.leases, ratePerPrincipal: { vends: 1_000_000, windowSeconds: 60 } };
-writeFileSync(join(configDir, 'tvm.yaml'), stringify(example));
-cpSync('config/policies', join(configDir, 'policies'), { recursive: true });
-cpSync('config/local-s3', join(configDir, 'local-s3'), { recursive: true });
-const local = await startLocalStack({ configPath: join(configDir, 'tvm.yaml'), port: 0, ephemeral: true, logSink: () => {}, sweepIntervalMs: 0, rotateIntervalMs: 0 });
-const remote = args.has('--services=inline') ? undefined : await startRemoteServices(local, join(configDir, 'tvm.yaml'));
+const { dir: configDir, configPath } = writeBenchConfig('tvm-phases-');
+const local = await startLocalStack({ configPath: configPath, port: 0, ephemeral: true, logSink: () => {}, sweepIntervalMs: 0, rotateIntervalMs: 0 });
+const remote = args.has('--services=inline') ? undefined : await startRemoteServices(local, configPath);
 const rt = (remote?.stack ?? local).runtime;
 if (args.has('--sim')) {
   injectLatency(rt.sts, AWS_LIKE.stsMs, AWS_LIKE.stsJitterMs);
