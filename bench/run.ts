@@ -17,7 +17,6 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
 import { startLocalStack } from '../local/stack.js';
 import { coldStart, type ColdStart } from './cold-start.js';
 import { AWS_LIKE, floorVsVend, type FloorVsVend } from './floor-vs-vend.js';
