@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { validatePolicies } from '../../functions/adapters/cedar-policy.js';
 import { checkConfig } from '../../functions/core/check-config.js';
-import { configSchema, formatPath, forDeployment, type ConfigProblem, type TvmConfig } from '../../functions/core/config.js';
+import { accountOf, configSchema, formatPath, forDeployment, localSchema, type ConfigProblem, type TvmConfig } from '../../functions/core/config.js';
 import { ConfigError, loadConfig, splitCedar } from '../../functions/shared/load-config.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tvm-config-test-'));
@@ -306,5 +306,101 @@ describe('forDeployment', () => {
     const file = write(yamlOf({ extra: 'local:\n  devIssuer: dev\n' }));
     const { problems } = forDeployment(loadConfig(file));
     expect(problems).toEqual([{ file, path: 'issuers', message: "no issuer is left to deploy once the local dev issuer 'dev' is removed" }]);
+  });
+
+  it('drops the Cedar policies that name only the dev issuer, keeps the rest, and names a policy whose issuer is not deployed', () => {
+    const github = `  - name: github\n    issuer: https://token.actions.githubusercontent.com\n    audiences: [tvm]\n`;
+    const base = loadConfig(write(yamlOf({ issuers: ISSUER + github, extra: 'local:\n  devIssuer: dev\n' })));
+    const policy = (id: string, when: string) => ({ id, file: `/p/${id}.cedar`, text: `@id("${id}") permit (principal, action, resource) when { ${when} };` });
+    const cedar = [
+      policy('dev-only', 'principal.issuer == "dev"'),
+      policy('dev-twice', 'principal.issuer == "dev" || "dev" == principal.issuer'),
+      policy('dev-or-github', 'principal.issuer == "dev" || principal.issuer == "github"'),
+      policy('any-issuer', 'principal.claims has team'),
+      policy('gitlab', '"gitlab" == principal.issuer'),
+    ];
+    const out = forDeployment({ ...base, cedar });
+    expect(out.config.cedar.map((p) => p.id)).toEqual(['dev-or-github', 'any-issuer', 'gitlab']);
+    expect(out.config.issuers.map((i) => i.name)).toEqual(['github']);
+    expect(out.config).not.toHaveProperty('local');
+    expect(out.problems).toEqual([{ file: '/p/gitlab.cedar', path: '@id("gitlab")', message: "names issuer 'gitlab', which the deployed config does not have" }]);
+  });
+});
+
+describe('grant bind', () => {
+  it.each([
+    ['sourceIp', '{ sourceIp: true }', { sourceIp: true }],
+    ['sourceVpce', '{ sourceVpce: [vpce-0123456789abcdef0] }', { sourceVpce: ['vpce-0123456789abcdef0'] }],
+  ])('a bind naming exactly one of them (%s) loads as written', (_name, bind, expected) => {
+    const config = loadConfig(write(yamlOf({ grants: GRANT + `    bind: ${bind}\n` })));
+    expect(config.grants[0].bind).toEqual(expected);
+  });
+});
+
+describe('accountOf', () => {
+  it.each([
+    ['arn:aws:iam::123456789012:role/tvm/reports-read', '123456789012'],
+    ['arn:aws-cn:iam::210987654321:role/x', '210987654321'],
+    ['arn:aws:iam::123456789012:user/alice', undefined],
+    ['not an arn', undefined],
+  ])('%s → %s', (arn, account) => {
+    expect(accountOf(arn)).toBe(account);
+  });
+});
+
+describe('the local section: roles of the local STS/IAM emulator', () => {
+  const ROLE = 'arn:aws:iam::123456789012:role/tvm/reports-read';
+  const POLICY = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::reports/*'] }] };
+  const TRUST_STATEMENT = { Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::123456789012:root' }, Action: 'sts:AssumeRole' };
+  const trust = (s: Record<string, unknown>) => ({ Version: '2012-10-17', Statement: [s] });
+  const roleOf = (role: unknown) => localSchema.parse({ roles: { [ROLE]: role } }).roles[ROLE];
+  /** The messages of the problems at the role (and below it), as `path: message`. */
+  const refusalsOf = (role: unknown): string[] => {
+    const r = localSchema.safeParse({ roles: { [ROLE]: role } });
+    expect(r.success).toBe(false);
+    return r.success ? [] : r.error.issues.map((i) => `${formatPath(i.path.slice(2))}: ${i.message}`);
+  };
+
+  it('a bare permission policy: that policy, no trust policy (tvm’s own identity), 3600 s', () => {
+    expect(roleOf(POLICY)).toEqual({ policy: POLICY, maxSessionDuration: 3600 });
+  });
+
+  it('the long form keeps its policy, trust policy and session duration', () => {
+    const role = { policy: POLICY, trustPolicy: trust(TRUST_STATEMENT), maxSessionDuration: 7200 };
+    expect(roleOf(role)).toEqual(role);
+    expect(roleOf({ policy: POLICY })).toEqual({ policy: POLICY, maxSessionDuration: 3600 });
+  });
+
+  it.each([
+    ['null', null],
+    ['a string', 'arn:aws:iam::aws:policy/ReadOnlyAccess'],
+    ['a number', 3],
+  ])('a role that is %s is refused as a problem, not a crash', (_name, role) => {
+    expect(() => localSchema.safeParse({ roles: { [ROLE]: role } })).not.toThrow();
+    expect(refusalsOf(role).length).toBeGreaterThan(0);
+  });
+
+  it('a bare policy that is not one is refused at its own paths', () => {
+    expect(refusalsOf({ ...POLICY, Version: '2008-10-17' })).toEqual(['Version: Invalid literal value, expected "2012-10-17"']);
+  });
+
+  it('the long form is refused at its own paths: a session duration outside IAM’s bounds', () => {
+    expect(refusalsOf({ policy: POLICY, maxSessionDuration: 3599 })).toEqual(['maxSessionDuration: Number must be greater than or equal to 3600']);
+  });
+
+  it.each([
+    ['Action and NotAction', { ...TRUST_STATEMENT, NotAction: 'sts:TagSession' }, 'needs exactly one of Action or NotAction'],
+    ['neither Action nor NotAction', { Effect: 'Allow', Principal: '*' }, 'needs exactly one of Action or NotAction'],
+    ['Principal and NotPrincipal', { ...TRUST_STATEMENT, NotPrincipal: { AWS: 'arn:aws:iam::123456789012:root' } }, 'needs exactly one of Principal or NotPrincipal'],
+    ['neither Principal nor NotPrincipal', { Effect: 'Allow', Action: 'sts:AssumeRole' }, 'needs exactly one of Principal or NotPrincipal'],
+  ])('a trust statement with %s is refused', (_name, statement, message) => {
+    expect(refusalsOf({ policy: POLICY, trustPolicy: trust(statement) })).toEqual([`trustPolicy.Statement[0]: ${message}`]);
+  });
+
+  it.each([
+    ['NotAction instead of Action', { Effect: 'Deny', Principal: '*', NotAction: 'sts:AssumeRole' }],
+    ['NotPrincipal instead of Principal', { Effect: 'Deny', NotPrincipal: { AWS: 'arn:aws:iam::123456789012:root' }, Action: 'sts:AssumeRole' }],
+  ])('a trust statement with %s loads', (_name, statement) => {
+    expect(roleOf({ policy: POLICY, trustPolicy: trust(statement) }).trustPolicy?.Statement).toEqual([statement]);
   });
 });

@@ -246,7 +246,8 @@ describe('bind: credentials that work only where they were vended', () => {
   });
 
   it.each([[undefined], [''], ['not-an-ip'], ['10.0.0.7/8']])('refuses (fails closed) when the caller’s address is %s', (sourceIp) => {
-    expect(refusal(() => renderSessionPolicy(bound({ sourceIp: true }), { ...values(), sourceIp }))).toMatchObject({ code: 'access_denied', reason: 'source_ip_unknown' });
+    const g = bound({ sourceIp: true });
+    expect(refusal(() => renderSessionPolicy(g, { ...values(), sourceIp }))).toEqual({ code: 'access_denied', reason: 'source_ip_unknown', detail: { grant: g.name } });
   });
 
   it.each([
@@ -255,6 +256,13 @@ describe('bind: credentials that work only where they were vended', () => {
     ['from the internet', { 'aws:SourceIp': '198.51.100.7' }, 'ExplicitlyDenied'],
   ])('sourceVpce: a request %s is %s', async (_label, context, want) => {
     const policy = renderSessionPolicy(bound({ sourceVpce: ['vpce-0123456789abcdef0', 'vpce-0aaaaaaaaaaaaaaa0'] }), values());
+    expect(JSON.parse(policy).Statement.at(-1)).toEqual({
+      Sid: 'TvmBindSourceVpce',
+      Effect: 'Deny',
+      Action: '*',
+      Resource: '*',
+      Condition: { StringNotEquals: { 'aws:SourceVpce': ['vpce-0123456789abcdef0', 'vpce-0aaaaaaaaaaaaaaa0'] }, Bool: { 'aws:ViaAWSService': 'false' } },
+    });
     expect(await decide(policy, context)).toBe(want);
   });
 
