@@ -10,7 +10,7 @@
 // Each group names the files it mutates and the test files allowed to kill them (`--testFiles`); the
 // folders of those tests become TVM_MUTATION_TESTS for vitest.mutation.config.ts.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -28,6 +28,15 @@ export const GROUPS = {
   'core-other': {
     mutate: ['config', 'lease', 'render-session-policy', 'ports'].map((f) => `functions/core/${f}.ts`),
     testFiles: ['test/core/**/*.test.ts'],
+  },
+  // docs/mutation/core-main.md, "Static mutants": config.ts's validation is mostly zod schemas built
+  // at import, whose mutants `ignoreStatic` leaves out of every other group. This group runs them
+  // (each reloads the test files, so only config.ts's own tests); its summary counts only the
+  // mutants another group ignored as static, so nothing is counted twice.
+  'core-config-static': {
+    mutate: ['functions/core/config.ts'],
+    testFiles: ['test/core/config.test.ts', 'test/core/check-config.test.ts'],
+    static: true,
   },
   // docs/mutation/core-rotation.md (the pure tests of the vendor-key files)
   'core-rotation': {
@@ -86,12 +95,32 @@ function adapterTest(name) {
 
 export const incrementalFileOf = (group) => `reports/stryker/${group}.json`;
 
-/** Per-file counts from a group's incremental file (the committed result). */
+const mutantKey = (file, m) =>
+  `${file}:${m.location.start.line}:${m.location.start.column}:${m.location.end.line}:${m.location.end.column}:${m.mutatorName}:${m.replacement}`;
+
+/** The mutants the non-static groups left out as static (`ignoreStatic`), by mutantKey. */
+function ignoredAsStatic() {
+  const keys = new Set();
+  for (const [group, { static: isStatic }] of Object.entries(GROUPS)) {
+    if (isStatic || !existsSync(incrementalFileOf(group))) continue;
+    for (const [name, { mutants }] of Object.entries(JSON.parse(readFileSync(incrementalFileOf(group), 'utf8')).files)) {
+      for (const m of mutants) if (m.status === 'Ignored' && /static/i.test(m.statusReason ?? '')) keys.add(mutantKey(name, m));
+    }
+  }
+  return keys;
+}
+
+/**
+ * Per-file counts from a group's incremental file (the committed result). A static group counts
+ * only the mutants the other groups ignored as static (the rest are theirs).
+ */
 export function summarize(group) {
   const file = incrementalFileOf(group);
   if (!existsSync(file)) return [];
   const { files } = JSON.parse(readFileSync(file, 'utf8'));
-  return Object.entries(files).map(([name, { mutants }]) => {
+  const only = GROUPS[group]?.static ? ignoredAsStatic() : undefined;
+  return Object.entries(files).map(([name, { mutants: all }]) => {
+    const mutants = only ? all.filter((m) => only.has(mutantKey(name, m))) : all;
     const count = (s) => mutants.filter((m) => m.status === s).length;
     const row = {
       file: name, killed: count('Killed'), survived: count('Survived'), noCoverage: count('NoCoverage'),
@@ -194,10 +223,18 @@ async function main(argv) {
   const infraTableCache = join(scratch, 'infra-table.json');
   let failed = 0;
   for (const group of selected) {
-    const { mutate, testFiles } = GROUPS[group];
+    const { mutate, testFiles, static: isStatic } = GROUPS[group];
     const folders = [...new Set(testFiles.map((t) => t.split('/')[1]))];
+    let configFile = 'stryker.config.json';
+    if (isStatic) {
+      // the same configuration with static mutants run (Stryker has no command-line switch to turn it off)
+      configFile = join(scratch, 'stryker.static.config.json');
+      const base = JSON.parse(readFileSync('stryker.config.json', 'utf8'));
+      delete base.$schema;
+      writeFileSync(configFile, JSON.stringify({ ...base, ignoreStatic: false }));
+    }
     const args = [
-      'stryker', 'run', 'stryker.config.json', '--concurrency', '1', '--incremental',
+      'stryker', 'run', configFile, '--concurrency', '1', '--incremental',
       '--incrementalFile', incrementalFileOf(group), '--mutate', mutate.join(','), '--testFiles', testFiles.join(','),
       ...passThrough,
     ];
