@@ -13,6 +13,9 @@ export default defineConfig({
     // every mutant runs under load (two runners on a shared machine): generous timeouts
     testTimeout: 120_000,
     hookTimeout: 180_000,
-    include: (process.env.TVM_MUTATION_TESTS ?? 'core,adapters,handlers,shared').split(',').map((d) => `test/${d.trim()}/**/*.test.ts`),
+    // a folder under test/, or one test file (core/config.test.ts)
+    include: (process.env.TVM_MUTATION_TESTS ?? 'core,adapters,handlers,shared')
+      .split(',')
+      .map((d) => (d.trim().endsWith('.test.ts') ? `test/${d.trim()}` : `test/${d.trim()}/**/*.test.ts`)),
   },
 });
