@@ -16,6 +16,7 @@ export default defineConfig({
     // a folder under test/, or one test file (core/config.test.ts)
     include: (process.env.TVM_MUTATION_TESTS ?? 'core,adapters,handlers,shared')
       .split(',')
-      .map((d) => (d.trim().endsWith('.test.ts') ? `test/${d.trim()}` : `test/${d.trim()}/**/*.test.ts`)),
+      .map((d) => d.trim())
+      .map((d) => (d.endsWith('.test.ts') ? `test/${d}` : `test/${d}/**/*.test.ts`)),
   },
 });

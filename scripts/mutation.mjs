@@ -8,7 +8,8 @@
 // covering tests changed. Concurrency 1: a run is one core's work for a long time.
 //
 // Each group names the files it mutates and the test files allowed to kill them (`--testFiles`); the
-// folders of those tests become TVM_MUTATION_TESTS for vitest.mutation.config.ts.
+// folders of those tests become TVM_MUTATION_TESTS for vitest.mutation.config.ts (a static group's
+// files themselves, without --testFiles: see main).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
