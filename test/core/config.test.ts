@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { validatePolicies } from '../../functions/adapters/cedar-policy.js';
 import { checkConfig } from '../../functions/core/check-config.js';
-import { accountOf, configSchema, formatPath, forDeployment, localSchema, type ConfigProblem, type TvmConfig } from '../../functions/core/config.js';
+import { accountOf, configSchema, formatPath, forDeployment, issuersNamedBy, localSchema, type ConfigProblem, type TvmConfig } from '../../functions/core/config.js';
 import { ConfigError, loadConfig, splitCedar } from '../../functions/shared/load-config.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tvm-config-test-'));
@@ -402,5 +402,180 @@ describe('the local section: roles of the local STS/IAM emulator', () => {
     ['NotPrincipal instead of Principal', { Effect: 'Deny', NotPrincipal: { AWS: 'arn:aws:iam::123456789012:root' }, Action: 'sts:AssumeRole' }],
   ])('a trust statement with %s loads', (_name, statement) => {
     expect(roleOf({ policy: POLICY, trustPolicy: trust(statement) }).trustPolicy?.Statement).toEqual([statement]);
+  });
+});
+
+/**
+ * Every rule of the schema from both sides, on the parsed object (no file): a value just inside
+ * is kept, one just outside is refused with the rule's own message at its path. Regexes are
+ * probed at both ends (junk before, junk after), list minimums with none and with two.
+ */
+describe('configSchema: each rule, inside and outside', () => {
+  const ROLE = 'arn:aws:iam::123456789012:role/tvm/reports-read';
+  const statement = (s: Record<string, unknown> = {}) => ({ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::reports/*', ...s });
+  const grant = (g: Record<string, unknown> = {}) => ({
+    name: 'reports-read',
+    roleArn: ROLE,
+    sessionPolicy: { Version: '2012-10-17', Statement: [statement()] },
+    ...g,
+  });
+  const base = (c: Record<string, unknown> = {}) => ({ issuers: [{ name: 'dev', issuer: 'http://127.0.0.1:8787/i', audiences: ['tvm'] }], ...c });
+  const parse = (c: Record<string, unknown>) => configSchema.parse(c);
+  /** `path: message` of every problem. */
+  const refusals = (c: Record<string, unknown>): string[] => {
+    const r = configSchema.safeParse(c);
+    expect(r.success, 'expected a refusal').toBe(false);
+    return r.success ? [] : r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
+  };
+  const withIssuer = (issuer: string) => base({ issuers: [{ name: 'dev', issuer, audiences: ['tvm'] }] });
+
+  it('no grants listed: an empty list, nothing invented', () => {
+    expect(parse(base()).grants).toEqual([]);
+  });
+
+  it.each(['http://127.0.0.1', 'http://localhost:9000', 'http://127.0.0.1/'])('a loopback http issuer with no path (%s) is kept', (url) => {
+    expect(parse(withIssuer(url)).issuers[0].issuer).toBe(url);
+  });
+
+  it.each(['http://example.com/http://127.0.0.1/', 'http://127.0.0.1.evil.com', 'http://localhostevil.com/'])('an http issuer that only contains a loopback name (%s) is refused', (url) => {
+    expect(refusals(withIssuer(url))).toEqual(['issuers[0].issuer: must be https (http only for 127.0.0.1 or localhost)']);
+  });
+
+  it('a session policy with a Deny statement, two actions, two resources and two statements is kept', () => {
+    const policy = {
+      Version: '2012-10-17',
+      Statement: [statement({ Action: ['s3:GetObject', 's3:ListBucket'], Resource: ['arn:aws:s3:::a/*', 'arn:aws:s3:::b/*'] }), statement({ Effect: 'Deny', Action: 's3:DeleteObject' })],
+    };
+    expect(parse(base({ grants: [grant({ sessionPolicy: policy })] })).grants[0].sessionPolicy).toEqual(policy);
+  });
+
+  it.each([
+    ['Action', { Action: [] }],
+    ['Resource', { Resource: [] }],
+    ['NotAction', { Action: undefined, NotAction: [] }],
+    ['NotResource', { Resource: undefined, NotResource: [] }],
+  ])('an empty %s list is refused', (key, s) => {
+    const problems = refusals(base({ grants: [grant({ sessionPolicy: { Version: '2012-10-17', Statement: [statement(s)] } })] }));
+    expect(problems).toContain(`grants[0].sessionPolicy.Statement[0].${key}: Array must contain at least 1 element(s)`);
+  });
+
+  it('a session policy with no statement is refused', () => {
+    expect(refusals(base({ grants: [grant({ sessionPolicy: { Version: '2012-10-17', Statement: [] } })] }))).toEqual([
+      'grants[0].sessionPolicy.Statement: Array must contain at least 1 element(s)',
+    ]);
+  });
+
+  it('a grant name with capitals is refused with the rule', () => {
+    expect(refusals(base({ grants: [grant({ name: 'Reports' })] }))).toEqual(['grants[0].name: must match [a-z0-9-]+']);
+  });
+
+  // Role ARNs: the grant's, the local role keys, an account's revoker role.
+  const ROLE_ARN_CASES: [string, string][] = [
+    ['junk before', `x${ROLE}`],
+    ['junk after', `${ROLE} x`],
+    ['a partition that is not one', 'arn:aws0:iam::123456789012:role/x'],
+  ];
+  it.each(ROLE_ARN_CASES)('a grant role ARN with %s is refused', (_name, arn) => {
+    expect(refusals(base({ grants: [grant({ roleArn: arn })] }))).toEqual(['grants[0].roleArn: must be an IAM role ARN']);
+  });
+  it.each(ROLE_ARN_CASES)('a local role key with %s is refused', (_name, arn) => {
+    const policy = { Version: '2012-10-17', Statement: [statement()] };
+    expect(refusals(base({ local: { roles: { [arn]: policy } } }))).toEqual([`local.roles.${arn}: must be an IAM role ARN`]);
+  });
+  it.each(ROLE_ARN_CASES.slice(0, 2))('a revoker role ARN with %s is refused', (_name, arn) => {
+    expect(refusals(base({ accounts: { '210987654321': { revokerRoleArn: arn } } }))).toEqual(['accounts.210987654321.revokerRoleArn: must be an IAM role ARN']);
+  });
+  it('role ARNs in other partitions are kept, in every place', () => {
+    const cn = 'arn:aws-cn:iam::210987654321:role/tvm-revoker';
+    const policy = { Version: '2012-10-17', Statement: [statement()] };
+    const c = parse(base({ grants: [grant({ roleArn: cn })], local: { roles: { [cn]: policy } }, accounts: { '210987654321': { revokerRoleArn: cn } } }));
+    expect([c.grants[0].roleArn, Object.keys(c.local!.roles)[0], c.accounts['210987654321'].revokerRoleArn]).toEqual([cn, cn, cn]);
+  });
+
+  it.each([['x123456789012'], ['1234567890123'], ['12345678901']])('an account id %s is refused', (id) => {
+    expect(refusals(base({ account: id }))).toEqual(['account: must be a 12-digit AWS account id']);
+    expect(refusals(base({ accounts: { [id]: { revokerRoleArn: ROLE } } }))).toEqual([`accounts.${id}: must be a 12-digit AWS account id`]);
+  });
+
+  it.each([['!team'], ['team!'], ['']])('a session tag key %j is refused', (key) => {
+    expect(refusals(base({ grants: [grant({ sessionTags: { [key]: 'x' } })] }))).toEqual([`grants[0].sessionTags.${key}: tag key`]);
+  });
+  it('a session tag key of 128 allowed characters is kept', () => {
+    const key = 'a:b/c=d+e@f.g-h_'.repeat(8);
+    expect(parse(base({ grants: [grant({ sessionTags: { [key]: 'x' } })] })).grants[0].sessionTags).toEqual({ [key]: 'x' });
+  });
+
+  it.each([[1], [5], [10_000]])('maxLiveLeasesPerPrincipal %d is kept', (n) => {
+    expect(parse(base({ grants: [grant({ maxLiveLeasesPerPrincipal: n })] })).grants[0].maxLiveLeasesPerPrincipal).toBe(n);
+  });
+  it('maxLiveLeasesPerPrincipal over 10 000 is refused', () => {
+    expect(refusals(base({ grants: [grant({ maxLiveLeasesPerPrincipal: 10_001 })] }))).toEqual(['grants[0].maxLiveLeasesPerPrincipal: Number must be less than or equal to 10000']);
+  });
+
+  const vpce = (i: number) => `vpce-${i.toString(16).padStart(17, '0')}`;
+  it.each([[1], [2], [10]])('bind.sourceVpce with %d endpoints is kept', (n) => {
+    const ids = Array.from({ length: n }, (_, i) => vpce(i));
+    expect(parse(base({ grants: [grant({ bind: { sourceVpce: ids } })] })).grants[0].bind).toEqual({ sourceVpce: ids });
+  });
+  it.each([
+    ['none', [], 'Array must contain at least 1 element(s)'],
+    ['eleven', Array.from({ length: 11 }, (_, i) => vpce(i)), 'Array must contain at most 10 element(s)'],
+  ])('bind.sourceVpce with %s is refused', (_name, ids, message) => {
+    expect(refusals(base({ grants: [grant({ bind: { sourceVpce: ids } })] }))).toEqual([`grants[0].bind.sourceVpce: ${message}`]);
+  });
+  it.each([['xvpce-0123456789abcdef0'], ['vpce-0123456789abcdef0x'], ['vpce-0123456']])('a VPC endpoint id %s is refused', (id) => {
+    expect(refusals(base({ grants: [grant({ bind: { sourceVpce: [id] } })] }))).toEqual(['grants[0].bind.sourceVpce[0]: must be a VPC endpoint id (vpce-…)']);
+  });
+
+  describe('local roles: trust policies', () => {
+    const policy = { Version: '2012-10-17', Statement: [statement()] };
+    const roleWith = (...trust: Record<string, unknown>[]) => base({ local: { roles: { [ROLE]: { policy, trustPolicy: { Version: '2012-10-17', Statement: trust } } } } });
+    const trusted = (...trust: Record<string, unknown>[]) => parse(roleWith(...trust)).local!.roles[ROLE].trustPolicy!.Statement;
+    const two = ['arn:aws:iam::123456789012:root', 'arn:aws:iam::210987654321:root'];
+
+    it('two statements, lists of two principals and actions, and a condition of each value type are kept', () => {
+      const trust = [
+        { Effect: 'Allow', Principal: { AWS: two }, Action: ['sts:AssumeRole', 'sts:TagSession'], Condition: { StringEquals: { 'aws:PrincipalTag/team': 'a' }, StringLike: { 'sts:RoleSessionName': ['a*', 'b*'] }, Bool: { 'aws:SecureTransport': true }, NumericLessThan: { 'sts:DurationSeconds': 3600 } } },
+        { Effect: 'Deny', NotPrincipal: { AWS: two }, NotAction: ['sts:AssumeRole', 'sts:TagSession'] },
+      ];
+      expect(trusted(...trust)).toEqual(trust);
+    });
+
+    it.each([
+      ['Principal', { Principal: { AWS: [] }, Action: 'sts:AssumeRole' }, 'Principal.AWS'],
+      ['NotPrincipal', { NotPrincipal: { AWS: [] }, Action: 'sts:AssumeRole' }, 'NotPrincipal.AWS'],
+      ['Action', { Principal: '*', Action: [] }, 'Action'],
+      ['NotAction', { Principal: '*', NotAction: [] }, 'NotAction'],
+    ])('an empty %s list is refused', (_key, s, at) => {
+      expect(refusals(roleWith({ Effect: 'Allow', ...s }))).toContain(`local.roles.${ROLE}.trustPolicy.Statement[0].${at}: Array must contain at least 1 element(s)`);
+    });
+
+    it('a trust policy with no statement is refused', () => {
+      expect(refusals(roleWith())).toEqual([`local.roles.${ROLE}.trustPolicy.Statement: Array must contain at least 1 element(s)`]);
+    });
+  });
+
+  describe('local buckets', () => {
+    const buckets = (b: unknown[]) => parse(base({ local: { buckets: b } })).local!.buckets;
+    it('bucket names of 3 and 63 characters are kept, bare or with a seed folder', () => {
+      const long = `a${'b'.repeat(61)}c`;
+      expect(buckets(['abc', { name: long, seed: './seed' }])).toEqual(['abc', { name: long, seed: './seed' }]);
+    });
+    it.each([['Xreports'], ['reports_'], ['ab'], ['-reports']])('a bucket name %s is refused, bare or in the long form', (name) => {
+      expect(refusals(base({ local: { buckets: [name] } }))).toEqual(['local.buckets[0]: must be an S3 bucket name']);
+      expect(refusals(base({ local: { buckets: [{ name, seed: './seed' }] } }))).toEqual(['local.buckets[0].name: must be an S3 bucket name']);
+    });
+  });
+});
+
+describe('issuersNamedBy: the issuer names a Cedar policy compares principal.issuer with', () => {
+  it.each([
+    ['principal.issuer=="dev"', ['dev']],
+    ['"dev"==principal.issuer', ['dev']],
+    ['principal.issuer  ==  "dev" || "github"\n==\nprincipal.issuer', ['dev', 'github']],
+    ['principal.issuer == "dev" || principal.issuer == "dev"', ['dev']],
+    ['principal.claims has team', []],
+  ])('%s → %j', (text, names) => {
+    expect(issuersNamedBy(text)).toEqual(names);
   });
 });
