@@ -3,6 +3,7 @@
  * a vendor's kind to what it needs. The messages are what an operator reads from `tvm check`.
  */
 import { describe, expect, it } from 'vitest';
+import { ZodIssueCode } from 'zod';
 import { parseDurationSeconds, vendorSchema } from '../../functions/core/vendor-config.js';
 
 describe('parseDurationSeconds', () => {
@@ -39,10 +40,15 @@ const http = {
   revoke: { method: 'DELETE', path: '/keys/{keyId}' },
 };
 
-/** The problems zod reports, as `path: message`. */
+/**
+ * The problems zod reports, as `path: message`. Each is a well-formed zod issue: its code one of
+ * zod's (what a caller switches on, as compiled-config.ts does), the kind rules' `custom`.
+ */
 function problems(input: unknown): string[] {
   const r = vendorSchema.safeParse(input);
-  return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  if (r.success) return [];
+  for (const i of r.error.issues) expect(Object.values(ZodIssueCode)).toContain(i.code);
+  return r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
 }
 
 describe('vendorSchema', () => {

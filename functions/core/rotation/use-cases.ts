@@ -61,20 +61,22 @@ export async function rotateVendorKey(
 /**
  * The deadline came first: what was asked and not done is left to the scheduled run, recorded
  * so it does it (a rotation not started becomes `requested`; a started one is `inflight`, which
- * recovery finishes; an incident's retired keys are already due), and answered.
+ * recovery finishes; an incident's retired keys are already due), and answered; the audit event
+ * names the call it stopped before.
  */
 async function defer(run: Run, rotated: boolean, stop: DeadlineReached, opts: { reason?: string; by?: string; revokePrevious?: boolean }): Promise<DeferredRotation> {
   const remaining: DeferredRotation['remaining'] = [];
   // Stopped before asking the vendor for the key: nothing exists under the rotation just
   // recorded, so it is no rotation to finish (recovery would abandon it) but one still to do.
-  if (stop.before === 'vendor.create' && run.st.inflight?.token && !rotated) run.st.inflight = undefined;
+  // (Run.create records the rotation in flight just before that call.)
+  if (stop.before === 'vendor.create' && !rotated) run.st.inflight = undefined;
   if (run.st.inflight) remaining.push('finish_rotation');
   else if (!rotated) {
     run.st.requested = { at: run.nowIso(), reason: opts.reason, by: opts.by, ...(opts.revokePrevious ? { revokePrevious: true } : {}) };
     remaining.push('rotate');
   }
   if (opts.revokePrevious && (run.st.retiring.length > 0 || remaining.length > 0)) remaining.push('revoke_retired');
-  await run.save({ type: 'rotation_deferred', by: opts.by, reason: 'deadline', detail: { remaining } });
+  await run.save({ type: 'rotation_deferred', by: opts.by, reason: 'deadline', detail: { remaining, stoppedBefore: stop.before } });
   const done = run.done.filter((t) => t !== 'rotation_deferred');
   return { vendor: run.name, outcome: 'deferred', complete: false, keyId: run.st.currentKeyId, done, remaining, revoked: run.revoked };
 }
