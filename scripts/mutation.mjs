@@ -39,6 +39,50 @@ export const GROUPS = {
     testFiles: ['test/core/config.test.ts', 'test/core/check-config.test.ts'],
     static: true,
   },
+  // docs/mutation/static.md: the static mutants of every other file (a table of reason words, a
+  // regex, a Set built at import). `lines: 'static'` mutates only the lines where the other groups
+  // left mutants out as static (their committed results), so a run re-tests those and not the
+  // runtime mutants the other groups already measure; each static mutant reloads the named tests.
+  'core-static-explain': {
+    mutate: ['functions/core/explain.ts'],
+    testFiles: ['test/core/explain.test.ts', 'test/core/explain-words.test.ts'],
+    static: true,
+    lines: 'static',
+  },
+  'core-static-vendor': {
+    mutate: ['vendor-config', 'broker-request', 'vendor-ports', 'errors', 'rotation/run', 'rotation/vendor-key'].map((f) => `functions/core/${f}.ts`),
+    testFiles: [
+      'test/core/vendor-config.test.ts', 'test/core/broker-request.test.ts', 'test/core/broker-use-case.test.ts',
+      'test/core/errors.test.ts', 'test/core/rotation/**/*.test.ts',
+    ],
+    static: true,
+    lines: 'static',
+  },
+  'core-static-other': {
+    mutate: ['verify-token', 'lease', 'render-session-policy', 'deny-policy', 'revoke-bulk', 'audit-events', 'sweep-leases'].map((f) => `functions/core/${f}.ts`),
+    testFiles: [
+      'verify-token', 'policy-claims', 'lease', 'render-session-policy', 'deny-policy', 'deny-policy-units', 'deny-policy-property',
+      'revoke-bulk', 'revoke-bulk-paths', 'revoke', 'audit-events', 'sweep', 'sweep-paths', 'sweep-property',
+    ].map((f) => `test/core/${f}.test.ts`),
+    static: true,
+    lines: 'static',
+  },
+  'adapters-static': {
+    mutate: [
+      'cedar-policy', 'iam-role-revoker', 'jwks-keys', 'secrets-manager-store', 'sts-credential-issuer', 'random-ids',
+      'dynamodb-lease-store', 'cross-account-iam', 'http-vendor',
+    ].map(adapter),
+    testFiles: [
+      'test/core/cedar-policy.test.ts', 'test/core/config.test.ts',
+      ...[
+        'cedar-wasm-deopt', 'iam-role-revoker', 'iam-role-revoker-faults', 'iam-role-revoker-protocol', 'moto-iam-role-revoker',
+        'cross-account-iam', 'jwks-keys', 'moto-secrets-manager', 'sts-credential-issuer', 'random-ids', 'dynamodb-lease-store',
+        'lease-store-paging', 'http-vendor',
+      ].map(adapterTest),
+    ],
+    static: true,
+    lines: 'static',
+  },
   // docs/mutation/core-rotation.md (the pure tests of the vendor-key files)
   'core-rotation': {
     mutate: [
@@ -109,6 +153,31 @@ function ignoredAsStatic() {
     }
   }
   return keys;
+}
+
+/**
+ * `file:first-last` line ranges of `files` that hold a mutant another group left out as static
+ * (overlapping and adjacent ranges merged), for Stryker's `--mutate`.
+ */
+export function staticRanges(files) {
+  const spans = new Map();
+  for (const key of ignoredAsStatic()) {
+    const [file, startLine, , endLine] = key.split(':');
+    if (!files.includes(file)) continue;
+    if (!spans.has(file)) spans.set(file, []);
+    spans.get(file).push([Number(startLine), Number(endLine)]);
+  }
+  const out = [];
+  for (const file of files) {
+    const merged = [];
+    for (const [a, b] of (spans.get(file) ?? []).sort((x, y) => x[0] - y[0] || x[1] - y[1])) {
+      const last = merged.at(-1);
+      if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
+      else merged.push([a, b]);
+    }
+    out.push(...merged.map(([a, b]) => `${file}:${a}-${b}`));
+  }
+  return out;
 }
 
 /**
@@ -224,7 +293,12 @@ async function main(argv) {
   const infraTableCache = join(scratch, 'infra-table.json');
   let failed = 0;
   for (const group of selected) {
-    const { mutate, testFiles, static: isStatic } = GROUPS[group];
+    const { testFiles, static: isStatic, lines } = GROUPS[group];
+    const mutate = lines === 'static' ? staticRanges(GROUPS[group].mutate) : GROUPS[group].mutate;
+    if (mutate.length === 0) {
+      console.log(`\n== ${group}: no mutant of its files is left out as static by another group; nothing to run`);
+      continue;
+    }
     // A static group names its test files to vitest itself, not with --testFiles: with a test
     // filter Stryker activates a static mutant after the module has loaded, so every one of them
     // "survives" (stryker-js#6144, #6209; seen here: 184 of 184).

@@ -193,6 +193,27 @@ describe('brokerRequest: what reaches the vendor', () => {
     expect(Object.keys(w.sent[0].headers)).not.toContain('accept-language');
   });
 
+  it('every listed request header is relayed: content negotiation, conditional requests, the OpenAI beta header', async () => {
+    const w = await world();
+    const headers = {
+      'Accept-Language': 'en',
+      'Content-Encoding': 'gzip',
+      'If-Match': '"a"',
+      'If-Modified-Since': 'Tue, 01 Dec 2026 00:00:00 GMT',
+      'OpenAI-Beta': 'assistants=v2',
+      'X-Amz-Date': '20261201T000000Z',
+    };
+    await w.call({ headers });
+    expect(w.sent[0].headers).toEqual({
+      'accept-language': 'en',
+      'content-encoding': 'gzip',
+      'if-match': '"a"',
+      'if-modified-since': 'Tue, 01 Dec 2026 00:00:00 GMT',
+      'openai-beta': 'assistants=v2',
+      'x-api-key': KEY1.key,
+    });
+  });
+
   it('the answer limit is what fits a 6 MB Lambda answer once base64-encoded', () => {
     expect(MAX_BROKER_BODY_BYTES).toBe(6 * 1024 * 1024);
     expect(MAX_BROKER_ANSWER_BYTES).toBe(4_718_592);
@@ -250,6 +271,13 @@ describe('brokerRequest: what comes back', () => {
     });
     // base64 keeps at most two key bytes beside the redaction (see keyForms).
     expect(out.body.toString()).toMatch(/^\{"echo":"\[redacted\]","b64":"\[redacted\][A-Za-z0-9+/=]{0,4}"\}$/);
+  });
+
+  it('relays the vendor request ids and timing headers that carry no key', async () => {
+    const w = await world();
+    w.answers.push({ status: 200, headers: { 'X-Request-Id': 'r-9', 'Request-Id': 'req_9', 'OpenAI-Processing-Ms': '42', Server: 'acme' } });
+    const out = await w.call();
+    expect(out.headers).toEqual({ 'x-request-id': 'r-9', 'request-id': 'req_9', 'openai-processing-ms': '42' });
   });
 
   it.each([401, 403])('a %d after a rotation: the key is read again and the call repeated once with the new key', async (status) => {

@@ -224,5 +224,9 @@ describe('identifiers', () => {
     expect(sessionNameFor(LEASE)).toMatch(/^[\w+=,.@-]{2,64}$/);
     expect(LEASE).toMatch(LEASE_ID);
     expect('Labcdefghijklmnopqrstuvwxy1').not.toMatch(LEASE_ID);
+    // anchored at both ends: a lease id inside a longer string is none
+    expect(`x${LEASE}`).not.toMatch(LEASE_ID);
+    expect(`${LEASE}a`).not.toMatch(LEASE_ID);
+    expect(`${LEASE}\n`).not.toMatch(LEASE_ID);
   });
 });

@@ -125,8 +125,8 @@ describe('renderSessionPolicy refuses', () => {
     });
   });
 
-  it('a principal with a wildcard → placeholder_unsafe', () => {
-    expect(refusal(() => renderSessionPolicy(grant('r/${principal}'), { ...values(), principal: 'dev|*' }))).toMatchObject({ reason: 'placeholder_unsafe' });
+  it.each([['dev|*'], ['dev|a*b'], ['*dev|ab'], ['dev|a b'], ['dev|ab\n']])('a principal %j (a character outside the safe set, wherever it is) → placeholder_unsafe', (principal) => {
+    expect(refusal(() => renderSessionPolicy(grant('r/${principal}'), { ...values(), principal }))).toMatchObject({ reason: 'placeholder_unsafe' });
   });
 
   it.each([
@@ -190,6 +190,10 @@ describe('unknownPlaceholders', () => {
     ['${claims.}', ['${claims.}']],
     ['${}', ['${}']],
     ['${lease.expiresAt}', ['${lease.expiresAt}']],
+    ['${xprincipal}', ['${xprincipal}']],
+    ['${principals}', ['${principals}']],
+    ['${lease.idx}', ['${lease.idx}']],
+    ['${my.claims.team}', ['${my.claims.team}']],
     ['r/${claims.team', ['${ (unclosed)']],
     ['${principal} and ${claims.x', ['${ (unclosed)']],
   ])('%s → %j', (text, bad) => {

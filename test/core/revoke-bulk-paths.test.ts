@@ -67,7 +67,7 @@ describe('queryFor', () => {
     expect(queryFor(CONFIG, selector)).toStrictEqual(query);
   });
 
-  it.each([['dev|'], ['|alice'], ['dev alice|x'], ['dev|\u00a0'], ['devalice']])('refuses the principal %j, naming it', (principal) => {
+  it.each([['dev|'], ['|alice'], ['dev alice|x'], ['dev|\u00a0'], ['devalice'], ['dev|alice\nmallory']])('refuses the principal %j, naming it', (principal) => {
     expect(() => queryFor(CONFIG, { principal })).toThrow(
       expect.objectContaining({ code: 'invalid_request', reason: 'bad_principal', detail: { principal }, message: 'Invalid field: principal.' }),
     );

@@ -84,3 +84,51 @@ describe('vendorSchema', () => {
     expect(problems({ ...base, kind: 'openai', http })).toEqual(['projectId: is required for kind openai', 'http: is only for kind http']);
   });
 });
+
+/**
+ * Every rule of a vendor from both sides: a value just inside is kept, one just outside refused
+ * with the rule's own message at its path. Regexes are probed at both ends (junk before, after).
+ */
+describe('vendorSchema: each rule, inside and outside', () => {
+  const httpVendor = (h: Record<string, unknown> = {}) => ({ ...base, name: 'acme', kind: 'http', http: { ...http, ...h } });
+
+  it.each([['Acme'], ['acme!'], ['ac me']])('a vendor name %j is refused', (name) => {
+    expect(problems({ ...base, name })).toEqual(['name: must match [a-z0-9-]+']);
+  });
+
+  it('two broker allow entries, a * method and a path with a * segment are kept; none is refused', () => {
+    const allow = ['GET /api/v1/validate', '* /api/v2/*/metrics'];
+    expect(vendorSchema.parse({ ...base, broker: { allow } }).broker.allow).toEqual(allow);
+    expect(problems({ ...base, broker: { allow: [] } })).toEqual(['broker.allow: Array must contain at least 1 element(s)']);
+  });
+
+  it.each([['xGET /api'], ['GET /api x'], ['GET api'], ['FETCH /api']])('a broker allow entry %j is refused', (entry) => {
+    expect(problems({ ...base, broker: { allow: [entry] } })).toEqual(['broker.allow.0: must be "METHOD /path" (path may end with /* or use * for one segment)']);
+  });
+
+  it('http requests with PUT and PATCH, dotted JSON paths and a list request are kept', () => {
+    const h = {
+      create: { method: 'PUT', path: '/keys/{keyName}', keyPath: 'data.attributes.key', idPath: 'data.id' },
+      revoke: { method: 'PATCH', path: '/keys/{keyId}', body: { disabled: true } },
+      list: { method: 'GET', path: '/keys', itemsPath: 'data', idPath: 'id', namePath: 'attributes.name' },
+    };
+    expect(problems(httpVendor(h))).toEqual([]);
+    expect(vendorSchema.parse(httpVendor(h)).http).toMatchObject(h);
+  });
+
+  it('a request path that does not start with / is refused', () => {
+    expect(problems(httpVendor({ test: { method: 'GET', path: 'me' } }))).toEqual(['http.test.path: Invalid input: must start with "/"']);
+  });
+
+  it.each([['X_Api_Key'], ['X-Api-Key:'], [' X-Api-Key']])('a key header %j is refused', (keyHeader) => {
+    expect(problems(httpVendor({ keyHeader }))).toEqual(['http.keyHeader: must be an HTTP header name']);
+  });
+
+  it.each([['.data.id'], ['data.id.'], ['data..id'], ['data id']])('a JSON path %j is refused', (keyPath) => {
+    expect(problems(httpVendor({ create: { ...http.create, keyPath } }))).toEqual(['http.create.keyPath: must be a dot path like data.id']);
+  });
+
+  it.each([['proj abc'], ['!proj_abc'], ['proj_abc!']])('an OpenAI project id %j is refused', (projectId) => {
+    expect(problems({ ...base, name: 'openai', kind: 'openai', projectId })).toEqual(['projectId: must be an OpenAI project id like proj_abc']);
+  });
+});

@@ -24,6 +24,16 @@ async function patch(r: Rig, over: Partial<VendorState>): Promise<void> {
   r.state.states.set('acme', { ...(await r.st()), ...over });
 }
 
+describe('the names Secrets Manager and an operator read', () => {
+  it('the staging labels are Secrets Manager’s own (RotateSecret moves exactly these)', () => {
+    expect([AWSCURRENT, AWSPENDING, AWSPREVIOUS]).toEqual(['AWSCURRENT', 'AWSPENDING', 'AWSPREVIOUS']);
+  });
+
+  it('the value of a secret nobody has set says so to whoever reads it', () => {
+    expect(NOT_CONFIGURED).toBe('tvm:not-configured');
+  });
+});
+
 describe('runRotationStep, configured vendor', () => {
   let r: Rig;
   beforeEach(async () => {
