@@ -24,8 +24,12 @@ export interface JwksOptions {
   clock?: Clock;
 }
 
-/** Loopback, unspecified and link-local hosts, as WHATWG URL spells them (it normalises 2130706433 and ::ffff:127.0.0.1). */
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|0\.0\.0\.0|169\.254(\.\d{1,3}){2}|\[::1?\]|\[::ffff:(7f[0-9a-f]{2}|a9fe):[0-9a-f]{1,4}\]|\[fe80:.*\])$/i;
+/**
+ * Loopback, unspecified and link-local hosts, as WHATWG URL spells them (it normalises 2130706433
+ * and ::ffff:127.0.0.1): `localhost` also fully qualified (`localhost.`) and any `*.localhost`
+ * (RFC 6761: resolvers answer loopback), and the instance metadata service's IPv6 address.
+ */
+const LOOPBACK = /^((.+\.)?localhost\.?|127(\.\d{1,3}){3}|0\.0\.0\.0|169\.254(\.\d{1,3}){2}|\[::1?\]|\[::ffff:(7f[0-9a-f]{2}|a9fe):[0-9a-f]{1,4}\]|\[fe80:.*\]|\[fd00:ec2::254\])$/i;
 
 /**
  * Where discovery may send tvm for keys: an https issuer's keys live at an https URL off

@@ -15,7 +15,7 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IamRoleRevoker, type IamRoleRevokerOptions } from '../../functions/adapters/iam-role-revoker.js';
 import { INLINE_POLICY_BUDGET, policyChars, PRUNE_MARGIN_SECONDS, SESSIONS_STATEMENT_CHARS, sessionEntryChars } from '../../functions/core/deny-policy.js';
-import { Throttled, UpstreamUnavailable } from '../../functions/core/errors.js';
+import { Throttled, TvmError, UpstreamUnavailable } from '../../functions/core/errors.js';
 import type { DenyEntry } from '../../functions/core/ports.js';
 import { ensureTable, startDynalite, type EmbeddedDynamo } from '../../local/dynamo.js';
 import { startStsIamEmulator, type StsIamEmulator } from '../../local/sts-iam-emulator.js';
@@ -223,12 +223,16 @@ describe('IAM errors', () => {
   it.each([
     ['an error IAM answered ($fault)', 'released', fault('SomethingNew', { $fault: 'client' })],
     ['a named IAM error without $fault', 'released', fault('AccessDenied')],
+    // every error IAM names is an answer, by name alone too (an error without $fault)
+    ...['Throttling', 'ThrottlingException', 'NoSuchEntity', 'NoSuchEntityException', 'MalformedPolicyDocument', 'MalformedPolicyDocumentException', 'UnmodifiableEntity', 'UnmodifiableEntityException', 'AccessDeniedException'].map(
+      (name) => [`IAM's ${name} without $fault`, 'released', fault(name)] as [string, string, Error],
+    ),
     ['a timeout (no answer)', 'kept', fault('TimeoutError')],
   ])('after %s the claim is %s', async (_what, fate, err) => {
     const released = fate === 'released';
     const arn = fresh();
     const { rv } = rig({ iam: (c) => { if (c instanceof PutRolePolicyCommand) throw err; } });
-    await expect(rv.deny(arn, [session()])).rejects.toBeInstanceOf(UpstreamUnavailable);
+    await expect(rv.deny(arn, [session()])).rejects.toBeInstanceOf(TvmError);
     const inflight = (await item(arn))!.inflight as Record<string, unknown>;
     if (released) expect(inflight).toEqual({});
     else expect(Object.keys(inflight)).toHaveLength(1);

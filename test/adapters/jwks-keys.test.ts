@@ -33,6 +33,34 @@ describe('checkJwksUri', () => {
     expect(() => checkJwksUri(issuer, uri)).toThrow();
   });
 
+  // The guard reads the host as written (URL-normalised); each loopback and link-local form is
+  // refused for what it is, and a host that only contains one of those names is not.
+  it.each([
+    ['127.10.200.30'],
+    ['169.254.10.200'],
+    ['[::]'],
+    ['[fe80::1]'],
+    ['[fe80::abcd:1234]'],
+    ['[::ffff:169.254.169.254]'],
+    ['[::ffff:127.0.1.1]'],
+    ['LOCALHOST'],
+    // names that resolve to loopback: a fully qualified localhost, and *.localhost (RFC 6761)
+    ['localhost.'],
+    ['keys.localhost'],
+    ['keys.localhost.'],
+    // the instance metadata service's IPv6 address (Nitro)
+    ['[fd00:ec2::254]'],
+  ])('refuses the loopback or link-local host %s, saying so', (host) => {
+    expect(() => checkJwksUri('https://issuer.example.com', `https://${host}/jwks`)).toThrow('jwks_uri of an https issuer must not be loopback or link-local');
+  });
+
+  it.each([['localhost.example.com'], ['notlocalhost'], ['keys-localhost.example.com'], ['127.0.0.1.example.com'], ['169.254.1.1.example.com'], ['[::2]'], ['[fe81::1]'], ['[fd00:ec2::255]']])(
+    'accepts %s: a name that only contains a loopback or link-local one',
+    (host) => {
+      expect(checkJwksUri('https://issuer.example.com', `https://${host}/jwks`).hostname).toBe(new URL(`https://${host}/`).hostname);
+    },
+  );
+
   it('says why it refuses (the reason reaches the log)', () => {
     expect(() => checkJwksUri('https://issuer.example.com', 'http://keys.example.com/jwks')).toThrow('jwks_uri of an https issuer must be https');
     expect(() => checkJwksUri('https://issuer.example.com', 'https://127.0.0.1/jwks')).toThrow(

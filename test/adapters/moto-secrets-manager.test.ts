@@ -22,6 +22,7 @@ import { AWSCURRENT, AWSPENDING, AWSPREVIOUS } from '../../functions/core/vendor
 import { secretsManagerClient } from '../../functions/shared/vendor-runtime.js';
 import { ensureTable } from '../../local/dynamo.js';
 import { DatadogFake } from '../../local/vendor-fakes/datadog.js';
+import { startAnsweringServer } from '../helpers/answering-server.js';
 import { hasMoto, MOTO_CREDENTIALS, startMoto, type Moto } from '../helpers/moto.js';
 import { vendorStateStoreContract } from './vendor-state-contract.js';
 
@@ -202,6 +203,21 @@ describe('the Secrets Manager client gives up on a hung endpoint', () => {
     expect(e).toMatchObject({ code: 'upstream_timeout', reason: 'secret_store_timeout', detail: { operation: 'GetSecretValue' } });
     client.destroy();
     await new Promise<void>((resolve) => dead.close(() => resolve()));
+  });
+
+  // Secrets Manager (any AWS JSON service) may answer a timeout of its own: the SDK parses the
+  // error type from the wire into the error's name, and the store reads it as a timeout.
+  it.each(['RequestTimeout', 'RequestTimeoutException'])('an answer of type %s fails as upstream_timeout, not as a store error', async (type) => {
+    const http = await startAnsweringServer();
+    http.answer = () => ({ status: 400, headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': type }, body: JSON.stringify({ __type: type, message: 'timed out' }) });
+    const c = secretsManagerClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, endpoint: http.url });
+    try {
+      await expect(new SecretsManagerStore(c).versions('any')).rejects.toMatchObject({ code: 'upstream_timeout', reason: 'secret_store_timeout', detail: { operation: 'DescribeSecret' } });
+      expect(http.seen.length).toBeGreaterThanOrEqual(1);
+    } finally {
+      c.destroy();
+      await http.close();
+    }
   });
 
   it('a call that never answers fails as upstream_timeout (the broker and rotation never wait past their budget)', async () => {

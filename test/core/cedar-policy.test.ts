@@ -219,7 +219,7 @@ describe('decisions', () => {
     const open = createCedarPolicyEngine({ cedar: policies(`@id("unlabelled") permit (principal, action, resource) when { !(context has sensitivity) };`) });
     const allow = (sensitivity: unknown) => open.decide(req({ context: { durationSeconds: 900, sensitivity } })).allow;
     expect(allow('top-secret')).toBe(true);
-    expect(allow('internal')).toBe(false);
+    for (const known of ['public', 'internal', 'confidential', 'restricted']) expect(allow(known), known).toBe(false);
     expect(allow(3)).toBe(false);
     expect(allow(undefined)).toBe(true);
   });
@@ -237,6 +237,8 @@ describe('claimNames', () => {
     ['principal.claims has team && principal.claims has "odd-name"', ['team', 'odd-name']],
     ['principal.claims["a.b"] == "x"', ['a.b']],
     ['principal.claims . spaced', ['spaced']],
+    ['principal.claims has  team && principal.claims has  "odd-name"', ['team', 'odd-name']],
+    ['principal.claims[ "a.b" ] == "x" && principal.claims["c"  ] == "y"', ['a.b', 'c']],
     ['principal.issuer == "claims"', []],
   ])('%s → %j', (text, names) => {
     expect(claimNames(text)).toEqual(names);
