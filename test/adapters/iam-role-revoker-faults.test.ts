@@ -24,7 +24,7 @@ const ACCOUNT = '111122223333';
 const TVM = { accessKeyId: 'AKIATVMREVOKERFAULT1', secretAccessKey: 'tvmRevokerFaultSecret0000000000000000000' };
 const POLICY = 'tvm-revocations';
 const TABLE = 'tvm-revoker-faults';
-const ROLES = 80;
+const ROLES = 120;
 const roleArn = (i: number) => `arn:aws:iam::${ACCOUNT}:role/tvm/f${i}`;
 const ALLOW = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] };
 
@@ -32,7 +32,11 @@ let em: StsIamEmulator;
 let dynamo: EmbeddedDynamo;
 let real: DynamoDBDocumentClient;
 let nextRole = 0;
-const fresh = () => roleArn(nextRole++);
+/** A role no other test has touched (the emulator holds ROLES of them). */
+const fresh = () => {
+  if (nextRole >= ROLES) throw new Error(`every one of the emulator's ${ROLES} roles is used: raise ROLES`);
+  return roleArn(nextRole++);
+};
 const nameOf = (arn: string) => arn.slice(arn.lastIndexOf('/') + 1);
 
 /** The revoker's clock: moves only when a test moves it. */
