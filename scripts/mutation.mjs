@@ -85,10 +85,11 @@ export const GROUPS = {
     mutate: ['iam-role-revoker', 'cross-account-iam'].map(adapter),
     testFiles: ['iam-role-revoker', 'iam-role-revoker-faults', 'iam-role-revoker-protocol', 'moto-iam-role-revoker', 'cross-account-iam'].map(adapterTest),
   },
-  // docs/mutation/static.md (last: their line ranges come from the groups above): the static mutants of every other file (a table of reason words, a
+  // docs/mutation/static.md: the static mutants of every other file (a table of reason words, a
   // regex, a Set built at import). `lines: 'static'` mutates only the lines where the other groups
   // left mutants out as static (their committed results), so a run re-tests those and not the
   // runtime mutants the other groups already measure; each static mutant reloads the named tests.
+  // Last in the list: their line ranges come from the groups above.
   'core-static-explain': {
     mutate: ['functions/core/explain.ts'],
     testFiles: ['test/core/explain.test.ts', 'test/core/explain-words.test.ts'],
