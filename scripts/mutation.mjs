@@ -144,16 +144,16 @@ export const incrementalFileOf = (group) => `reports/stryker/${group}.json`;
 const mutantKey = (file, m) =>
   `${file}:${m.location.start.line}:${m.location.start.column}:${m.location.end.line}:${m.location.end.column}:${m.mutatorName}:${m.replacement}`;
 
-/** The mutants the non-static groups left out as static (`ignoreStatic`), by mutantKey. */
+/** The mutants the non-static groups left out as static (`ignoreStatic`): `{ file, m }` each. */
 function ignoredAsStatic() {
-  const keys = new Set();
+  const out = [];
   for (const [group, { static: isStatic }] of Object.entries(GROUPS)) {
     if (isStatic || !existsSync(incrementalFileOf(group))) continue;
-    for (const [name, { mutants }] of Object.entries(JSON.parse(readFileSync(incrementalFileOf(group), 'utf8')).files)) {
-      for (const m of mutants) if (m.status === 'Ignored' && /static/i.test(m.statusReason ?? '')) keys.add(mutantKey(name, m));
+    for (const [file, { mutants }] of Object.entries(JSON.parse(readFileSync(incrementalFileOf(group), 'utf8')).files)) {
+      for (const m of mutants) if (m.status === 'Ignored' && /static/i.test(m.statusReason ?? '')) out.push({ file, m });
     }
   }
-  return keys;
+  return out;
 }
 
 /**
@@ -162,11 +162,10 @@ function ignoredAsStatic() {
  */
 export function staticRanges(files) {
   const spans = new Map();
-  for (const key of ignoredAsStatic()) {
-    const [file, startLine, , endLine] = key.split(':');
+  for (const { file, m } of ignoredAsStatic()) {
     if (!files.includes(file)) continue;
     if (!spans.has(file)) spans.set(file, []);
-    spans.get(file).push([Number(startLine), Number(endLine)]);
+    spans.get(file).push([m.location.start.line, m.location.end.line]);
   }
   const out = [];
   for (const file of files) {
@@ -181,15 +180,19 @@ export function staticRanges(files) {
   return out;
 }
 
+/** The mutantKeys of `ignoredAsStatic()`. */
+const staticKeys = () => new Set(ignoredAsStatic().map(({ file, m }) => mutantKey(file, m)));
+
 /**
  * Per-file counts from a group's incremental file (the committed result). A static group counts
- * only the mutants the other groups ignored as static (the rest are theirs).
+ * only the mutants the other groups ignored as static (the rest are theirs): `ignored`, their
+ * mutantKeys, read from the other groups' files when not given.
  */
-export function summarize(group) {
+export function summarize(group, ignored) {
   const file = incrementalFileOf(group);
   if (!existsSync(file)) return [];
   const { files } = JSON.parse(readFileSync(file, 'utf8'));
-  const only = GROUPS[group]?.static ? ignoredAsStatic() : undefined;
+  const only = GROUPS[group]?.static ? (ignored ?? staticKeys()) : undefined;
   return Object.entries(files).map(([name, { mutants: all }]) => {
     const mutants = only ? all.filter((m) => only.has(mutantKey(name, m))) : all;
     const count = (s) => mutants.filter((m) => m.status === s).length;
@@ -205,8 +208,9 @@ export function summarize(group) {
 function printSummary(groups) {
   const total = { killed: 0, timeout: 0, survived: 0, noCoverage: 0 };
   const folders = {};
+  const ignored = groups.some((g) => GROUPS[g].static) ? staticKeys() : undefined;
   for (const group of groups) {
-    for (const r of summarize(group)) {
+    for (const r of summarize(group, ignored)) {
       const folder = r.file.split('/').slice(0, 2).join('/');
       folders[folder] ??= { killed: 0, timeout: 0, survived: 0, noCoverage: 0 };
       for (const k of Object.keys(total)) folders[folder][k] += r[k];

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { ZodTypeAny } from 'zod';
 import { validatePolicies } from '../../functions/adapters/cedar-policy.js';
 import { checkConfig } from '../../functions/core/check-config.js';
 import { accountOf, configSchema, formatPath, forDeployment, issuersNamedBy, localSchema, type ConfigProblem, type TvmConfig } from '../../functions/core/config.js';
@@ -47,6 +48,16 @@ function write(yaml: string, cedar: Record<string, string> | null = { 'vend.ceda
 }
 
 const yamlOf = ({ issuers = ISSUER, grants = GRANT, extra = '' } = {}) => `issuers:\n${issuers}grants:\n${grants}${extra}`;
+
+/**
+ * Every problem `schema` finds in `value`, as `path: message` (the path without its first `drop`
+ * parts); the test fails if `value` parses.
+ */
+function schemaRefusals(schema: ZodTypeAny, value: unknown, drop = 0): string[] {
+  const r = schema.safeParse(value);
+  expect(r.success, 'expected a refusal').toBe(false);
+  return r.success ? [] : r.error.issues.map((i) => `${formatPath(i.path.slice(drop))}: ${i.message}`);
+}
 
 function problemsOf(path: string): ConfigProblem[] {
   try {
@@ -355,11 +366,7 @@ describe('the local section: roles of the local STS/IAM emulator', () => {
   const trust = (s: Record<string, unknown>) => ({ Version: '2012-10-17', Statement: [s] });
   const roleOf = (role: unknown) => localSchema.parse({ roles: { [ROLE]: role } }).roles[ROLE];
   /** The messages of the problems at the role (and below it), as `path: message`. */
-  const refusalsOf = (role: unknown): string[] => {
-    const r = localSchema.safeParse({ roles: { [ROLE]: role } });
-    expect(r.success).toBe(false);
-    return r.success ? [] : r.error.issues.map((i) => `${formatPath(i.path.slice(2))}: ${i.message}`);
-  };
+  const refusalsOf = (role: unknown): string[] => schemaRefusals(localSchema, { roles: { [ROLE]: role } }, 2);
 
   it('a bare permission policy: that policy, no trust policy (tvm’s own identity), 3600 s', () => {
     expect(roleOf(POLICY)).toEqual({ policy: POLICY, maxSessionDuration: 3600 });
@@ -421,12 +428,7 @@ describe('configSchema: each rule, inside and outside', () => {
   });
   const base = (c: Record<string, unknown> = {}) => ({ issuers: [{ name: 'dev', issuer: 'http://127.0.0.1:8787/i', audiences: ['tvm'] }], ...c });
   const parse = (c: Record<string, unknown>) => configSchema.parse(c);
-  /** `path: message` of every problem. */
-  const refusals = (c: Record<string, unknown>): string[] => {
-    const r = configSchema.safeParse(c);
-    expect(r.success, 'expected a refusal').toBe(false);
-    return r.success ? [] : r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
-  };
+  const refusals = (c: Record<string, unknown>): string[] => schemaRefusals(configSchema, c);
   const withIssuer = (issuer: string) => base({ issuers: [{ name: 'dev', issuer, audiences: ['tvm'] }] });
 
   it('no grants listed: an empty list, nothing invented', () => {
